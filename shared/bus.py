@@ -1,0 +1,277 @@
+"""Redis Streams plumbing: consume -> handle -> produce+ack, reclaim, dead-letter, MAXLEN.
+
+The contract this module keeps:
+- consumer groups are created idempotently (MKSTREAM, from the start of the stream);
+- a batch's outputs and the XACK of its inputs go in one MULTI/EXEC, so an input is
+  acknowledged only together with everything it produced;
+- undecodable entries go to ``dlq`` with source stream, entry id, service and reason,
+  acknowledged in the same transaction;
+- entries idle past ``claim_idle_ms`` are taken over with XAUTOCLAIM; one delivered
+  more than ``max_deliveries`` times goes to ``dlq`` instead of being retried forever;
+- every XADD is capped with an approximate MAXLEN.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from shared.config import BusSettings
+from shared.messages import DLQ, DeadLetter, DecodeError, Message, decode
+
+log = logging.getLogger("edgebus.bus")
+
+# Errors after which the connection is retried with backoff (Redis restarting, network).
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    OSError,
+)
+
+
+def redis_url() -> str:
+    return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def connect(url: str | None = None, *, block_ms: int = 1_000) -> Redis:
+    """An async client that retries transient errors with exponential backoff.
+
+    The socket timeout outlives the longest XREADGROUP BLOCK, so a quiet stream is not
+    mistaken for a dead server.
+    """
+    return Redis.from_url(
+        url or redis_url(),
+        decode_responses=True,
+        socket_timeout=max(5.0, block_ms / 1000 + 5),
+        socket_connect_timeout=2.0,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        health_check_interval=15,
+    )
+
+
+def default_consumer(service: str) -> str:
+    """Stable per host and service, so a restarted replica first finishes its own pending."""
+    return os.environ.get("EDGEBUS_CONSUMER") or f"{service}@{socket.gethostname()}"
+
+
+@dataclass(slots=True)
+class Entry:
+    """One stream entry as read: its decoded message, or why it could not be decoded."""
+
+    stream: str
+    entry_id: str
+    fields: dict[str, str]
+    message: Message | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class Outbox:
+    """What handling one batch produces; written with the batch's acks in one MULTI/EXEC."""
+
+    messages: list[tuple[str, Message]] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    ops: list[Callable[[Pipeline], Any]] = field(default_factory=list)
+
+    def emit(self, msg: Message, stream: str | None = None) -> None:
+        self.messages.append((stream or msg.STREAM, msg))
+
+    def call(self, op: Callable[[Pipeline], Any]) -> None:
+        """Queue an extra write (state in a hash, say) into the same transaction."""
+        self.ops.append(op)
+
+    def __len__(self) -> int:
+        return len(self.messages) + len(self.dead) + len(self.ops)
+
+
+def dead_letter(service: str, entry: Entry, reason: str) -> DeadLetter:
+    return DeadLetter(
+        source_stream=entry.stream,
+        entry_id=entry.entry_id,
+        service=service,
+        reason=reason[:1000],
+        payload=orjson.dumps(entry.fields).decode()[:10_000],
+    )
+
+
+class Bus:
+    """One service's view of its input streams in one consumer group."""
+
+    def __init__(
+        self,
+        r: Redis,
+        service: str,
+        inputs: Iterable[str],
+        settings: BusSettings,
+        *,
+        group: str | None = None,
+        consumer: str | None = None,
+    ) -> None:
+        self.r = r
+        self.service = service
+        self.inputs = tuple(inputs)
+        self.group = group or service
+        self.consumer = consumer or default_consumer(service)
+        self.settings = settings
+
+    # ---- groups --------------------------------------------------------------------
+
+    async def ensure_groups(self) -> None:
+        for stream in self.inputs:
+            try:
+                await self.r.xgroup_create(stream, self.group, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    # ---- reading -------------------------------------------------------------------
+
+    async def read(self, *, own_pending: bool = False) -> list[Entry]:
+        """Next batch for this consumer: new entries (``>``), or its own pending (``0``)."""
+        if not self.inputs:
+            return []
+        start = "0" if own_pending else ">"
+        reply = await self.r.xreadgroup(
+            self.group,
+            self.consumer,
+            dict.fromkeys(self.inputs, start),
+            count=self.settings.batch_size,
+            block=None if own_pending else self.settings.block_ms,
+        )
+        return self._entries(reply)
+
+    def _entries(self, reply: Any) -> list[Entry]:
+        out: list[Entry] = []
+        for stream, items in reply or ():
+            for entry_id, fields in items:
+                out.append(self.decode(stream, entry_id, fields))
+        return out
+
+    def decode(self, stream: str, entry_id: str, fields: dict[str, str] | None) -> Entry:
+        entry = Entry(stream, entry_id, fields or {})
+        if not fields:
+            # Trimmed away (MAXLEN) while pending: nothing to handle, only to acknowledge.
+            entry.error = "deleted"
+            return entry
+        try:
+            entry.message = decode(stream, fields)
+        except DecodeError as exc:
+            entry.error = str(exc)
+        except Exception as exc:  # a decoder bug must not stop the service either
+            entry.error = f"decoder failed: {type(exc).__name__}: {exc}"
+        return entry
+
+    # ---- writing -------------------------------------------------------------------
+
+    def _xadd(self, pipe: Pipeline, stream: str, msg: Message) -> None:
+        pipe.xadd(stream, msg.to_fields(), maxlen=self.settings.maxlen, approximate=True)  # type: ignore[arg-type]
+
+    async def commit(self, outbox: Outbox, acks: Iterable[Entry]) -> None:
+        """Write the outbox and acknowledge ``acks``, all or nothing (MULTI/EXEC)."""
+        by_stream: dict[str, list[str]] = {}
+        for entry in acks:
+            by_stream.setdefault(entry.stream, []).append(entry.entry_id)
+        async with self.r.pipeline(transaction=True) as pipe:
+            for stream, msg in outbox.messages:
+                self._xadd(pipe, stream, msg)
+            for dl in outbox.dead:
+                self._xadd(pipe, DLQ, dl)
+            for op in outbox.ops:
+                op(pipe)
+            for stream, ids in by_stream.items():
+                pipe.xack(stream, self.group, *ids)
+            await pipe.execute()
+
+    async def publish(self, messages: Iterable[Message | tuple[str, Message]]) -> int:
+        """Write messages without inputs (a source); one transaction, so readers never
+        see half of a tick's outputs."""
+        n = 0
+        async with self.r.pipeline(transaction=True) as pipe:
+            for item in messages:
+                stream, msg = item if isinstance(item, tuple) else (item.STREAM, item)
+                self._xadd(pipe, stream, msg)
+                n += 1
+            if n:
+                await pipe.execute()
+        return n
+
+    # ---- taking over stuck work ----------------------------------------------------
+
+    async def reclaim(self, stream: str) -> tuple[list[Entry], list[tuple[Entry, int]]]:
+        """XAUTOCLAIM entries idle past ``claim_idle_ms`` in ``stream``.
+
+        Returns (entries to handle again, (entry, deliveries) pairs that exceeded
+        ``max_deliveries`` and must go to the dlq).
+        """
+        s = self.settings
+        claimed: list[Entry] = []
+        cursor = "0-0"
+        for _ in range(10):  # bounded: at most 10 pages per pass
+            reply = await self.r.xautoclaim(
+                stream, self.group, self.consumer, s.claim_idle_ms, cursor, count=s.batch_size
+            )
+            cursor, items = reply[0], reply[1]
+            for entry_id, fields in items:
+                claimed.append(self.decode(stream, entry_id, fields))
+            if cursor in ("0-0", b"0-0"):
+                break
+        if not claimed:
+            return [], []
+        deliveries = await self._deliveries(stream, claimed)
+        retry: list[Entry] = []
+        poison: list[tuple[Entry, int]] = []
+        for entry in claimed:
+            count = deliveries.get(entry.entry_id, 1)
+            if count > s.max_deliveries:
+                poison.append((entry, count))
+            else:
+                retry.append(entry)
+        return retry, poison
+
+    async def _deliveries(self, stream: str, entries: list[Entry]) -> dict[str, int]:
+        ids = [e.entry_id for e in entries]
+        rows = await self.r.xpending_range(
+            stream,
+            self.group,
+            min=min(ids, key=_id_key),
+            max=max(ids, key=_id_key),
+            count=len(ids) * 2 + 10,
+            consumername=self.consumer,
+        )
+        return {row["message_id"]: int(row["times_delivered"]) for row in rows}
+
+    # ---- observing -----------------------------------------------------------------
+
+    async def lag(self) -> dict[str, tuple[int, int]]:
+        """stream -> (lag, pending) of this group. Lag needs Redis >= 7; else -1."""
+        out: dict[str, tuple[int, int]] = {}
+        for stream in self.inputs:
+            try:
+                groups = await self.r.xinfo_groups(stream)
+            except ResponseError:
+                continue
+            for g in groups:
+                if g["name"] == self.group:
+                    lag = g.get("lag")
+                    out[stream] = (int(lag) if lag is not None else -1, int(g["pending"]))
+        return out
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)

@@ -1,0 +1,95 @@
+"""`edgebus start | run SERVICE | replay FILE | status`. All honour $REDIS_URL."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from services import SERVICE_NAMES, service_class
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("EDGEBUS_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def run_service(name: str) -> int:
+    """Run one service in this process until SIGTERM/SIGINT; exit 0 when clean."""
+    _setup_logging()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency; stay usable without it
+        pass
+
+    async def main() -> None:
+        svc = service_class(name)()
+        svc.install_signal_handlers()
+        await svc.main()
+
+    asyncio.run(main())
+    return 0
+
+
+def status() -> int:
+    """One line per service: its /health."""
+    from shared.http import http_port
+    from shared.launcher import get_json
+
+    async def probe() -> int:
+        bad = 0
+        for name in SERVICE_NAMES:
+            port = http_port(name)
+            doc = await get_json(port)
+            if doc is None:
+                bad += 1
+                print(f"{name:<16} :{port}  DOWN (no answer)")
+                continue
+            if doc.get("status") != "ok":
+                bad += 1
+            lag = sum(v.get("lag", 0) for v in doc.get("lag", {}).values() if v.get("lag", 0) > 0)
+            print(f"{name:<16} :{port}  {doc.get('status', '?'):<10} processed={doc.get('processed')} "
+                  f"lag={lag} dlq={doc.get('dlq')} config=v{doc.get('config', {}).get('version')} "
+                  f"state={doc.get('trading_state')}")
+        return 1 if bad else 0
+
+    return asyncio.run(probe())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="edgebus", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p_start = sub.add_parser("start", help="the whole stack as local processes")
+    p_start.add_argument("--seconds", type=float, default=None, help="stop after N s (or $STACK_SECONDS)")
+    p_run = sub.add_parser("run", help="one service in the foreground")
+    p_run.add_argument("service", choices=SERVICE_NAMES)
+    p_replay = sub.add_parser("replay", help="play a CSV or Parquet file through the running stack")
+    p_replay.add_argument("file")
+    p_replay.add_argument("--speed", type=float, default=1.0, help="speed factor; 0 = as fast as possible")
+    sub.add_parser("status", help="health of every running service")
+    args = parser.parse_args(argv)
+
+    if args.cmd == "start":
+        from shared.launcher import start
+
+        return start(args.seconds)
+    if args.cmd == "run":
+        return run_service(args.service)
+    if args.cmd == "status":
+        return status()
+    if args.cmd == "replay":
+        from services.feature_bus.replay import main as replay_main
+
+        return replay_main(args.file, args.speed)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,301 @@
+"""The vocabulary of the bus: one typed model per stream, and the only encode/decode path.
+
+Every arrow of the architecture picture is a stream named here. An entry on the wire
+is a flat Redis hash of strings, one field per attribute (nested values as JSON
+strings), readable with ``redis-cli XRANGE``. Every entry carries ``v`` (schema
+version) and ``trace_ts_ns`` (wall-clock time of the originating tick, so any hop can
+compute tick-to-here latency).
+
+Units are in the names: ``_bps`` basis points, ``_pct`` percent (2.0 means 2 %),
+``_usd`` dollars, ``_ns`` nanoseconds since the epoch.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar, Literal, Self, get_args, get_origin
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+# Stream names: the arrows of the architecture diagram.
+MD_TICKS = "md.ticks"
+FEATURES = "features"
+SIGNALS = "signals"
+ORDERS = "orders"
+FILLS = "fills"
+POSITIONS = "positions"
+REJECTIONS = "rejections"
+ROUTER_SWITCHES = "router.switches"
+RISK_DECISIONS = "risk.decisions"
+EVENTS = "events"
+DLQ = "dlq"
+
+# Pub/sub channels.
+PARAM_RELOAD = "param.reload"
+PARAM_UPDATED = "param.updated"
+PARAM_REJECTED = "param.rejected"
+PARAM_APPLIED = "param.applied"
+TRADING_CONTROL = "trading.control"
+
+SCHEMA_VERSION = 1
+
+Regime = Literal["TREND", "RANGE", "PANIC", "ILLIQUID"]
+Side = Literal["buy", "sell"]
+
+
+class DecodeError(ValueError):
+    """An entry that cannot become its stream's message; the text is the DLQ reason."""
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+class Message(BaseModel):
+    """Base of every stream entry. Subclasses set ``STREAM``."""
+
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False, validate_assignment=False)
+
+    STREAM: ClassVar[str] = ""
+    # Fields whose wire form is a JSON string (dicts and lists), computed per class.
+    _json_fields: ClassVar[frozenset[str]] = frozenset()
+
+    v: int = SCHEMA_VERSION
+    trace_ts_ns: int = Field(default=0, ge=0)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        json_fields = set()
+        for name, info in cls.model_fields.items():
+            ann = info.annotation
+            origin = get_origin(ann)
+            candidates = get_args(ann) if origin is not None and origin not in (dict, list) else (ann,)
+            for c in candidates:
+                if c in (dict, list) or get_origin(c) in (dict, list):
+                    json_fields.add(name)
+        cls._json_fields = frozenset(json_fields)
+
+    def to_fields(self) -> dict[str, str | int | float]:
+        """Flat Redis fields: None is omitted, bools are 0/1, dicts and lists are JSON."""
+        out: dict[str, str | int | float] = {}
+        for key, val in self.__dict__.items():
+            if val is None:
+                continue
+            if isinstance(val, bool):
+                out[key] = 1 if val else 0
+            elif isinstance(val, (dict, list, tuple)):
+                out[key] = orjson.dumps(val).decode()
+            else:
+                out[key] = val
+        return out
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str]) -> Self:
+        """Decode an entry read from Redis; raise DecodeError with a readable reason."""
+        data: dict[str, Any] = dict(fields)
+        for key in cls._json_fields:
+            raw = data.get(key)
+            if isinstance(raw, (str, bytes)):
+                try:
+                    data[key] = orjson.loads(raw)
+                except orjson.JSONDecodeError as exc:
+                    raise DecodeError(f"field {key!r}: not JSON ({exc})") from None
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise DecodeError(_validation_reason(exc)) from None
+
+
+def _validation_reason(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "entry"
+        parts.append(f"{loc}: {err['msg']}")
+    return "invalid: " + "; ".join(parts)
+
+
+class Tick(Message):
+    """Level-1 quote (stream ``md.ticks``)."""
+
+    STREAM: ClassVar[str] = MD_TICKS
+    symbol: str = Field(min_length=1, max_length=64)
+    ts_ns: int = Field(gt=0)
+    bid: float = Field(gt=0)
+    ask: float = Field(gt=0)
+    bid_size: float = Field(ge=0)
+    ask_size: float = Field(ge=0)
+    last: float | None = Field(default=None, gt=0)
+    volume: float | None = Field(default=None, ge=0)
+    venue: str = "synthetic"
+
+
+class Features(Message):
+    """Per-tick features of one symbol (stream ``features``)."""
+
+    STREAM: ClassVar[str] = FEATURES
+    symbol: str = Field(min_length=1, max_length=64)
+    ts_ns: int = Field(gt=0)
+    mid: float = Field(gt=0)
+    spread_bps: float
+    regime: Regime
+    features_hash: str
+    bid: float = 0.0
+    ask: float = 0.0
+    bid_size: float = 0.0
+    ask_size: float = 0.0
+    book_pressure: float = 0.0
+    ema_short: float = 0.0
+    ema_long: float = 0.0
+    return_bps: float = 0.0
+    volatility_pct: float = 0.0
+    adx: float = 0.0
+    volume_ratio: float = 1.0
+    # Comma-separated data-quality flags ("" when clean), e.g. "stale,gap".
+    quality: str = ""
+
+
+class Signal(Message):
+    """One model's opinion on one symbol and horizon (stream ``signals``)."""
+
+    STREAM: ClassVar[str] = SIGNALS
+    symbol: str
+    ts_ns: int = Field(gt=0)
+    model_id: str
+    horizon: str
+    edge_bps: float
+    confidence: float = Field(ge=0, le=1)
+    shadow: bool = False
+    regime: Regime | None = None
+    mid: float | None = Field(default=None, gt=0)
+    features_hash: str = ""
+    consensus_score: float | None = None
+    # model_id -> {"edge_bps": .., "confidence": .., "weight": ..}: telemetry's engine_votes.
+    votes: dict[str, Any] | None = None
+
+
+class Order(Message):
+    """A sized order from risk to execution (stream ``orders``)."""
+
+    STREAM: ClassVar[str] = ORDERS
+    order_id: str = Field(min_length=1)
+    symbol: str
+    ts_ns: int = Field(gt=0)
+    side: Side
+    qty: float = Field(gt=0)
+    position_size_usd: float
+    edge_blended_bps: float
+    var_pct: float = Field(ge=0)
+    decision_price: float = Field(gt=0)
+    order_type: Literal["market", "limit", "post_only", "twap", "pov", "iceberg"] = "market"
+    limit_price: float | None = Field(default=None, gt=0)
+    reduce_only: bool = False
+    reason: str = "signal"
+
+
+class Fill(Message):
+    """A (possibly partial) execution of an order (stream ``fills``)."""
+
+    STREAM: ClassVar[str] = FILLS
+    fill_id: str
+    order_id: str
+    symbol: str
+    ts_ns: int = Field(gt=0)
+    side: Side
+    qty: float = Field(gt=0)
+    price: float = Field(gt=0)
+    fee: float  # USD; negative is a rebate
+    slippage_bps: float
+    liquidity: Literal["maker", "taker"] = "taker"
+    venue: str = "paper"
+
+
+class Rejection(Message):
+    """An order execution refused to work (stream ``rejections``)."""
+
+    STREAM: ClassVar[str] = REJECTIONS
+    order_id: str
+    symbol: str
+    ts_ns: int = Field(gt=0)
+    reason: str
+
+
+class Position(Message):
+    """Snapshot of one symbol's position after a fill or mark (stream ``positions``)."""
+
+    STREAM: ClassVar[str] = POSITIONS
+    symbol: str
+    ts_ns: int = Field(gt=0)
+    qty: float
+    avg_price: float = Field(ge=0)
+    mark: float = Field(ge=0)
+    position_usd: float
+    realized_pnl_usd: float
+    unrealized_pnl_usd: float
+    fees_usd: float
+    total_pnl_usd: float = 0.0
+
+
+class RouterSwitch(Message):
+    """The leading model of a symbol changed (stream ``router.switches``)."""
+
+    STREAM: ClassVar[str] = ROUTER_SWITCHES
+    symbol: str
+    ts_ns: int = Field(gt=0)
+    from_model: str
+    to_model: str
+    reason: str
+
+
+class RiskDecision(Message):
+    """Every sizing decision, order or not (stream ``risk.decisions``)."""
+
+    STREAM: ClassVar[str] = RISK_DECISIONS
+    symbol: str
+    ts_ns: int = Field(gt=0)
+    action: Literal["order", "reject", "halt"]
+    reason: str
+    trading_state: Literal["ACTIVE", "REDUCING", "HALTED"]
+    edge_blended_bps: float = 0.0
+    position_size_usd: float = 0.0
+    var_pct: float = 0.0
+    order_id: str = ""
+
+
+class DeadLetter(Message):
+    """An entry a service could not process (stream ``dlq``)."""
+
+    STREAM: ClassVar[str] = DLQ
+    source_stream: str
+    entry_id: str
+    service: str
+    reason: str
+    ts_ns: int = Field(default_factory=now_ns)
+    # The raw fields of the bad entry, as JSON, so nothing is lost.
+    payload: str = ""
+
+
+# stream name -> message class: how the runtime decodes what it reads.
+STREAMS: dict[str, type[Message]] = {
+    cls.STREAM: cls
+    for cls in (
+        Tick,
+        Features,
+        Signal,
+        Order,
+        Fill,
+        Rejection,
+        Position,
+        RouterSwitch,
+        RiskDecision,
+        DeadLetter,
+    )
+}
+
+
+def decode(stream: str, fields: dict[str, str]) -> Message:
+    """Decode an entry of a known stream; DecodeError names what is wrong."""
+    cls = STREAMS.get(stream)
+    if cls is None:
+        raise DecodeError(f"unknown stream {stream!r}")
+    return cls.from_fields(fields)
