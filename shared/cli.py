@@ -55,9 +55,11 @@ def status() -> int:
             if doc.get("status") != "ok":
                 bad += 1
             lag = sum(v.get("lag", 0) for v in doc.get("lag", {}).values() if v.get("lag", 0) > 0)
-            print(f"{name:<16} :{port}  {doc.get('status', '?'):<10} processed={doc.get('processed')} "
-                  f"lag={lag} dlq={doc.get('dlq')} config=v{doc.get('config', {}).get('version')} "
-                  f"state={doc.get('trading_state')}")
+            print(
+                f"{name:<16} :{port}  {doc.get('status', '?'):<10} processed={doc.get('processed')} "
+                f"lag={lag} dlq={doc.get('dlq')} config=v{doc.get('config', {}).get('version')} "
+                f"state={doc.get('trading_state')}"
+            )
         return 1 if bad else 0
 
     return asyncio.run(probe())
@@ -67,12 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="edgebus", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_start = sub.add_parser("start", help="the whole stack as local processes")
-    p_start.add_argument("--seconds", type=float, default=None, help="stop after N s (or $STACK_SECONDS)")
+    p_start.add_argument(
+        "--seconds", type=float, default=None, help="stop after N s (or $STACK_SECONDS)"
+    )
     p_run = sub.add_parser("run", help="one service in the foreground")
     p_run.add_argument("service", choices=SERVICE_NAMES)
     p_replay = sub.add_parser("replay", help="play a CSV or Parquet file through the running stack")
     p_replay.add_argument("file")
-    p_replay.add_argument("--speed", type=float, default=1.0, help="speed factor; 0 = as fast as possible")
+    p_replay.add_argument(
+        "--speed", type=float, default=1.0, help="speed factor; 0 = as fast as possible"
+    )
     sub.add_parser("status", help="health of every running service")
     args = parser.parse_args(argv)
 

@@ -68,7 +68,9 @@ COMPONENTS: dict[str, ComponentSpec] = {
     "parameter_server": ComponentSpec(
         "conf/parameter_server.yml", "services.parameter_server.config:ParameterServerConfig"
     ),
-    "feature_bus": ComponentSpec("conf/feature_bus.yml", "services.feature_bus.config:FeatureBusConfig"),
+    "feature_bus": ComponentSpec(
+        "conf/feature_bus.yml", "services.feature_bus.config:FeatureBusConfig"
+    ),
     "model_router": ComponentSpec(
         "conf/model_router_rules.yml", "services.model_router.config:RouterRules"
     ),
@@ -216,7 +218,9 @@ async def store_version(
     return StoredConfig(component, int(version), digest, ts_ns, source, body["config"])
 
 
-async def fetch_version(r: Redis, component: str, version: int | None = None) -> StoredConfig | None:
+async def fetch_version(
+    r: Redis, component: str, version: int | None = None
+) -> StoredConfig | None:
     """A stored version (the current one when ``version`` is None), or None."""
     _, versions, current = _keys(component)
     if version is None:
@@ -240,7 +244,9 @@ async def history(r: Redis, component: str) -> list[StoredConfig]:
     for ver, blob in raw.items():
         body = orjson.loads(blob)
         out.append(
-            StoredConfig(component, int(ver), body["hash"], body["ts_ns"], body["source"], body["config"])
+            StoredConfig(
+                component, int(ver), body["hash"], body["ts_ns"], body["source"], body["config"]
+            )
         )
     return sorted(out, key=lambda s: s.version)
 

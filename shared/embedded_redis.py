@@ -39,8 +39,13 @@ def free_port() -> int:
 class EmbeddedRedis:
     """A child redis-server on 127.0.0.1, AOF on, data under ``data_dir``."""
 
-    def __init__(self, data_dir: str | os.PathLike[str], port: int | None = None,
-                 appendonly: bool = True, extra_args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        port: int | None = None,
+        appendonly: bool = True,
+        extra_args: list[str] | None = None,
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.appendonly = appendonly
@@ -55,20 +60,35 @@ class EmbeddedRedis:
     def start(self, timeout_s: float = 10.0) -> EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
-            self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-            "--dir", str(self.data_dir.resolve()), "--save", "",
-            "--appendonly", "yes" if self.appendonly else "no",
-            "--daemonize", "no", "--protected-mode", "yes", *self.extra_args,
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir.resolve()),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+            *self.extra_args,
         ]
         log = open(self.data_dir / "redis.log", "ab")  # noqa: SIM115 - owned by the child
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                     preexec_fn=die_with_parent)
+        self.proc = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
+        )
         log.close()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.proc.returncode}; "
-                                   f"see {self.data_dir / 'redis.log'}")
+                raise RuntimeError(
+                    f"redis-server exited with {self.proc.returncode}; "
+                    f"see {self.data_dir / 'redis.log'}"
+                )
             if self.ping():
                 return self
             time.sleep(0.02)
@@ -76,7 +96,10 @@ class EmbeddedRedis:
         raise TimeoutError(f"redis-server did not answer on port {self.port} in {timeout_s} s")
 
     def ping(self) -> bool:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2) as s:
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", self.port), 0.2) as s,
+        ):
             s.sendall(b"PING\r\n")
             return s.recv(16).startswith(b"+PONG")
         return False

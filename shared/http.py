@@ -46,8 +46,11 @@ def require_token(authorization: str | None = Header(default=None)) -> None:
     expected = os.environ.get("EDGEBUS_ADMIN_TOKEN", "")
     given = (authorization or "").removeprefix("Bearer ").strip()
     if not expected or not given or not secrets.compare_digest(given, expected):
-        raise HTTPException(status_code=401, detail="missing or wrong bearer token",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status_code=401,
+            detail="missing or wrong bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
 def build_app(svc: Service) -> FastAPI:

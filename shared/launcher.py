@@ -34,17 +34,21 @@ def say(line: str) -> None:
     sys.stdout.flush()
 
 
-async def get_json(port: int, path: str = "/health", timeout_s: float = 1.0) -> dict[str, Any] | None:
+async def get_json(
+    port: int, path: str = "/health", timeout_s: float = 1.0
+) -> dict[str, Any] | None:
     """A tiny HTTP GET over asyncio streams (no thread, no extra client)."""
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout_s)
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", port), timeout_s
+        )
         writer.write(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
         raw = await asyncio.wait_for(reader.read(), timeout_s)
         writer.close()
         body = raw.split(b"\r\n\r\n", 1)[1]
         doc = orjson.loads(body)
         return doc if isinstance(doc, dict) else None
-    except (OSError, asyncio.TimeoutError, IndexError, orjson.JSONDecodeError):
+    except (TimeoutError, OSError, IndexError, orjson.JSONDecodeError):
         return None
 
 
@@ -67,8 +71,10 @@ class Stack:
                 data_dir = Path(os.environ.get("EDGEBUS_RUN_DIR", ".run")) / "redis"
                 self.redis = EmbeddedRedis(data_dir).start()
                 url = self.redis.url
-                say(f"[stack] embedded redis-server on port {self.redis.port} "
-                    f"(data in {data_dir}, binary {self.redis.binary})")
+                say(
+                    f"[stack] embedded redis-server on port {self.redis.port} "
+                    f"(data in {data_dir}, binary {self.redis.binary})"
+                )
             say(f"[stack] REDIS_URL={_redact(url)}; starting {len(SERVICE_NAMES)} services")
             env = dict(os.environ, REDIS_URL=url, PYTHONUNBUFFERED="1")
             for i, name in enumerate(SERVICE_NAMES):
@@ -79,9 +85,15 @@ class Stack:
 
     async def _spawn(self, name: str, i: int, env: dict[str, str]) -> None:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "shared.cli", "run", name,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            env=env, preexec_fn=die_with_parent,
+            sys.executable,
+            "-m",
+            "shared.cli",
+            "run",
+            name,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=env,
+            preexec_fn=die_with_parent,
         )
         self.procs[name] = proc
         self.tails[name] = collections.deque(maxlen=20)
@@ -89,7 +101,11 @@ class Stack:
 
     async def _pump(self, name: str, proc: asyncio.subprocess.Process, colour: str) -> None:
         assert proc.stdout is not None
-        prefix = f"\x1b[{colour}m{name:<{self.width}}\x1b[0m |" if sys.stdout.isatty() else f"{name:<{self.width}} |"
+        prefix = (
+            f"\x1b[{colour}m{name:<{self.width}}\x1b[0m |"
+            if sys.stdout.isatty()
+            else f"{name:<{self.width}} |"
+        )
         async for raw in proc.stdout:
             line = raw.decode(errors="replace").rstrip()
             self.tails[name].append(line)
@@ -121,16 +137,27 @@ class Stack:
         return 0
 
     async def _summary(self, elapsed: float, last_ticks: int, last_t: float) -> tuple[int, float]:
-        docs = dict(zip(SERVICE_NAMES, await asyncio.gather(
-            *(get_json(http_port(n)) for n in SERVICE_NAMES)), strict=True))
-        fb, rh, ex = docs.get("feature_bus") or {}, docs.get("risk_harmoniser") or {}, docs.get("execution") or {}
+        docs = dict(
+            zip(
+                SERVICE_NAMES,
+                await asyncio.gather(*(get_json(http_port(n)) for n in SERVICE_NAMES)),
+                strict=True,
+            )
+        )
+        fb, rh, ex = (
+            docs.get("feature_bus") or {},
+            docs.get("risk_harmoniser") or {},
+            docs.get("execution") or {},
+        )
         ticks = int(fb.get("ticks_published", last_ticks))
         now = time.monotonic()
         rate = (ticks - last_ticks) / max(now - last_t, 1e-9)
         down = [n for n, d in docs.items() if not d or d.get("status") != "ok"]
-        say(f"[stack] {elapsed:5.0f}s | ticks/s {rate:7.1f} | orders {rh.get('orders_sent', '?')} | "
+        say(
+            f"[stack] {elapsed:5.0f}s | ticks/s {rate:7.1f} | orders {rh.get('orders_sent', '?')} | "
             f"fills {ex.get('fills', '?')} | pnl ${ex.get('pnl_usd', 0):,.2f} | "
-            f"state {rh.get('trading_state', '?')} | unhealthy: {', '.join(down) or 'none'}")
+            f"state {rh.get('trading_state', '?')} | unhealthy: {', '.join(down) or 'none'}"
+        )
         return ticks, now
 
     async def _shutdown(self) -> None:
@@ -143,7 +170,7 @@ class Stack:
                 code = await asyncio.wait_for(proc.wait(), timeout=8.0)
                 if code not in (0, -signal.SIGTERM):
                     say(f"[stack] {name} stopped with code {code}")
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 say(f"[stack] {name} did not stop in 8 s; killing it")
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()

@@ -70,7 +70,9 @@ class Message(BaseModel):
         for name, info in cls.model_fields.items():
             ann = info.annotation
             origin = get_origin(ann)
-            candidates = get_args(ann) if origin is not None and origin not in (dict, list) else (ann,)
+            candidates = (
+                get_args(ann) if origin is not None and origin not in (dict, list) else (ann,)
+            )
             for c in candidates:
                 if c in (dict, list) or get_origin(c) in (dict, list):
                     json_fields.add(name)

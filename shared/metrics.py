@@ -21,7 +21,9 @@ RECLAIMED = Counter(
     "edgebus_reclaimed_total", "Pending entries taken over with XAUTOCLAIM", ["service", "stream"]
 )
 REDIS_ERRORS = Counter(
-    "edgebus_redis_errors_total", "Redis connection errors (each followed by a backoff)", ["service"]
+    "edgebus_redis_errors_total",
+    "Redis connection errors (each followed by a backoff)",
+    ["service"],
 )
 BATCH_LATENCY = Histogram(
     "edgebus_batch_latency_seconds",
@@ -47,7 +49,9 @@ CONSUMER_PENDING = Gauge(
 )
 REDIS_UP = Gauge("edgebus_redis_up", "1 when the service's last Redis call succeeded", ["service"])
 CONFIG_VERSION = Gauge(
-    "edgebus_config_version", "Version of the config in force (0 = from file)", ["service", "component"]
+    "edgebus_config_version",
+    "Version of the config in force (0 = from file)",
+    ["service", "component"],
 )
 CONFIG_RELOADS = Counter(
     "edgebus_config_reloads_total", "Config versions applied", ["service", "component"]

@@ -37,7 +37,14 @@ from shared.config import (
     load_file,
     validate,
 )
-from shared.control import ControlCommand, TradingState, load_state, parse_command, save_state, state_after
+from shared.control import (
+    ControlCommand,
+    TradingState,
+    load_state,
+    parse_command,
+    save_state,
+    state_after,
+)
 from shared.messages import PARAM_APPLIED, PARAM_REJECTED, PARAM_UPDATED, TRADING_CONTROL
 
 APPLIED_KEY = f"{KEY_PREFIX}:config:applied"
@@ -336,7 +343,9 @@ class Service:
                     for entry, count in poison:
                         last = self._last_error.pop(entry.entry_id, "unknown error")
                         out.dead.append(
-                            dead_letter(self.name, entry, f"poison: delivered {count} times; {last}")
+                            dead_letter(
+                                self.name, entry, f"poison: delivered {count} times; {last}"
+                            )
                         )
                     with contextlib.suppress(*TRANSIENT_ERRORS):
                         async with self._lock:
@@ -409,8 +418,14 @@ class Service:
             self.log.error("version %d refused: %s", stored.version, exc)
             await self.r.publish(
                 PARAM_REJECTED,
-                orjson.dumps({"component": self.comp, "version": stored.version,
-                              "service": self.name, "reason": str(exc)}),
+                orjson.dumps(
+                    {
+                        "component": self.comp,
+                        "version": stored.version,
+                        "service": self.name,
+                        "reason": str(exc),
+                    }
+                ),
             )
             return
         async with self._lock:  # between batches
@@ -421,13 +436,20 @@ class Service:
             self.config_version, self.config_hash = stored.version, stored.hash
         m.CONFIG_VERSION.labels(self.name, self.comp).set(stored.version)
         m.CONFIG_RELOADS.labels(self.name, self.comp).inc()
-        note = {"service": self.name, "component": self.comp, "version": stored.version,
-                "hash": stored.hash, "applied_ts_ns": time.time_ns()}
+        note = {
+            "service": self.name,
+            "component": self.comp,
+            "version": stored.version,
+            "hash": stored.hash,
+            "applied_ts_ns": time.time_ns(),
+        }
         async with self.r.pipeline(transaction=False) as pipe:
             pipe.hset(APPLIED_KEY, self.name, orjson.dumps(note))
             pipe.publish(PARAM_APPLIED, orjson.dumps(note))
             await pipe.execute()
-        self.log.info("config %s version %d applied (hash %s)", self.comp, stored.version, stored.hash)
+        self.log.info(
+            "config %s version %d applied (hash %s)", self.comp, stored.version, stored.hash
+        )
 
     async def _sync_trading(self) -> None:
         st = await load_state(self.r)
@@ -486,8 +508,11 @@ class Service:
             "dlq": self.dead_lettered,
             "handler_errors": self.handler_errors,
             "lag": {s: {"lag": lag, "pending": p} for s, (lag, p) in self.lag.items()},
-            "config": {"component": self.comp, "version": self.config_version,
-                       "hash": self.config_hash},
+            "config": {
+                "component": self.comp,
+                "version": self.config_version,
+                "hash": self.config_hash,
+            },
             "trading_state": self.trading.state,
         }
         body.update(self.health_details())

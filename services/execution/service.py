@@ -52,8 +52,15 @@ class Execution(Service):
 
     def _reject(self, order: Order, reason: str, out: Outbox) -> None:
         self.rejections += 1
-        out.emit(Rejection(trace_ts_ns=order.trace_ts_ns, order_id=order.order_id,
-                           symbol=order.symbol, ts_ns=time.time_ns(), reason=reason))
+        out.emit(
+            Rejection(
+                trace_ts_ns=order.trace_ts_ns,
+                order_id=order.order_id,
+                symbol=order.symbol,
+                ts_ns=time.time_ns(),
+                reason=reason,
+            )
+        )
         self._mark_done(order.order_id, "rejected", out)
 
     def _mark_done(self, order_id: str, outcome: str, out: Outbox) -> None:
@@ -75,12 +82,27 @@ class Execution(Service):
             self._reject(order, "stale_quote", out)
             return
         signed = order.qty if order.side == "buy" else -order.qty
-        self._fill(order.order_id, order.symbol, signed, quote, order.decision_price,
-                   order.trace_ts_ns, out)
+        self._fill(
+            order.order_id,
+            order.symbol,
+            signed,
+            quote,
+            order.decision_price,
+            order.trace_ts_ns,
+            out,
+        )
         self._mark_done(order.order_id, "filled", out)
 
-    def _fill(self, order_id: str, symbol: str, signed_qty: float, quote: Tick,
-              decision_price: float, trace_ts_ns: int, out: Outbox) -> None:
+    def _fill(
+        self,
+        order_id: str,
+        symbol: str,
+        signed_qty: float,
+        quote: Tick,
+        decision_price: float,
+        trace_ts_ns: int,
+        out: Outbox,
+    ) -> None:
         """Market fill at the touch: buy at the ask, sell at the bid, taker fee."""
         side = "buy" if signed_qty > 0 else "sell"
         price = quote.ask if signed_qty > 0 else quote.bid
@@ -93,20 +115,40 @@ class Execution(Service):
         book.mark = (quote.bid + quote.ask) / 2
         now = time.time_ns()
         fill_id = hashlib.sha256(f"{order_id}:0".encode()).hexdigest()[:24]
-        out.emit(Fill(trace_ts_ns=trace_ts_ns, fill_id=fill_id, order_id=order_id, symbol=symbol,
-                      ts_ns=now, side=side, qty=qty, price=price, fee=fee_usd,
-                      slippage_bps=slippage_bps, venue=self.config.venue))
+        out.emit(
+            Fill(
+                trace_ts_ns=trace_ts_ns,
+                fill_id=fill_id,
+                order_id=order_id,
+                symbol=symbol,
+                ts_ns=now,
+                side=side,
+                qty=qty,
+                price=price,
+                fee=fee_usd,
+                slippage_bps=slippage_bps,
+                venue=self.config.venue,
+            )
+        )
         out.emit(self._snapshot(symbol, book, now, trace_ts_ns))
         blob = orjson.dumps(book.as_dict())
         out.call(lambda pipe: pipe.hset(POSITIONS_KEY, symbol, blob))
         self.fills += 1
 
     def _snapshot(self, symbol: str, book: PositionBook, now: int, trace_ts_ns: int) -> Position:
-        return Position(trace_ts_ns=trace_ts_ns, symbol=symbol, ts_ns=now, qty=book.qty,
-                        avg_price=book.avg_price, mark=book.mark, position_usd=book.qty * book.mark,
-                        realized_pnl_usd=book.realized_pnl_usd,
-                        unrealized_pnl_usd=book.unrealized_pnl_usd, fees_usd=book.fees_usd,
-                        total_pnl_usd=book.total_pnl_usd)
+        return Position(
+            trace_ts_ns=trace_ts_ns,
+            symbol=symbol,
+            ts_ns=now,
+            qty=book.qty,
+            avg_price=book.avg_price,
+            mark=book.mark,
+            position_usd=book.qty * book.mark,
+            realized_pnl_usd=book.realized_pnl_usd,
+            unrealized_pnl_usd=book.unrealized_pnl_usd,
+            fees_usd=book.fees_usd,
+            total_pnl_usd=book.total_pnl_usd,
+        )
 
     def on_control(self, cmd: ControlCommand, out: Outbox) -> None:
         if cmd.action != "flatten":

@@ -38,7 +38,9 @@ class FeatureParams(Frozen):
 class FeatureBusConfig(ComponentConfig):
     source: Literal["synthetic"] = "synthetic"
     seed: int = 7
-    ticks_per_s: float = Field(default=50.0, ge=0, description="total over all symbols; 0 = as fast as possible")
+    ticks_per_s: float = Field(
+        default=50.0, ge=0, description="total over all symbols; 0 = as fast as possible"
+    )
     max_batch_ticks: int = Field(default=500, ge=1, le=10_000)
     symbols: tuple[SymbolSpec, ...] = Field(min_length=1)
     features: FeatureParams = FeatureParams()

@@ -25,7 +25,9 @@ def features_hash(values: tuple[float, ...]) -> str:
     return hashlib.blake2b(packed, digest_size=8).hexdigest()
 
 
-def classify(trend_bps: float, volatility_bps: float, spread_bps: float, p: FeatureParams) -> Regime:
+def classify(
+    trend_bps: float, volatility_bps: float, spread_bps: float, p: FeatureParams
+) -> Regime:
     """First regime label (seed 003 §2, simplified until ADX lands):
     ILLIQUID when the spread is wide, PANIC when volatile and falling, TREND when the
     EMAs diverge, else RANGE."""
@@ -41,7 +43,17 @@ def classify(trend_bps: float, volatility_bps: float, spread_bps: float, p: Feat
 class FeatureState:
     """Running state of one symbol."""
 
-    __slots__ = ("p", "a_short", "a_long", "lam", "ema_short", "ema_long", "var_bps2", "prev_mid", "n")
+    __slots__ = (
+        "p",
+        "a_short",
+        "a_long",
+        "lam",
+        "ema_short",
+        "ema_long",
+        "var_bps2",
+        "prev_mid",
+        "n",
+    )
 
     def __init__(self, p: FeatureParams) -> None:
         self.p = p

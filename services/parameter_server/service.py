@@ -16,7 +16,7 @@ from shared.config import (
     load_file,
     store_version,
 )
-from shared.messages import PARAM_RELOAD, PARAM_REJECTED, PARAM_UPDATED
+from shared.messages import PARAM_REJECTED, PARAM_RELOAD, PARAM_UPDATED
 from shared.service import Service
 
 
@@ -75,7 +75,9 @@ class ParameterServer(Service):
             return {"rejected": note}
         stored = await store_version(self.r, component, cfg, f"reload:{config_path}", PARAM_UPDATED)
         self.accepted += 1
-        self.log.info("%s version %d (hash %s) from %s", component, stored.version, stored.hash, config_path)
+        self.log.info(
+            "%s version %d (hash %s) from %s", component, stored.version, stored.hash, config_path
+        )
         return {"component": component, "version": stored.version, "hash": stored.hash}
 
     def add_routes(self, app: FastAPI) -> None:
@@ -95,8 +97,10 @@ class ParameterServer(Service):
 
         @app.get("/config/{component}/history")
         async def hist(component: str) -> list[dict[str, Any]]:
-            return [{k: v for k, v in s.__dict__.items() if k != "config"}
-                    for s in await history(self.r, component)]
+            return [
+                {k: v for k, v in s.__dict__.items() if k != "config"}
+                for s in await history(self.r, component)
+            ]
 
     def health_details(self) -> dict[str, Any]:
         return {"accepted": self.accepted, "rejected": self.rejected}

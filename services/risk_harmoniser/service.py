@@ -98,12 +98,23 @@ class RiskHarmoniser(Service):
         mark = self.marks.get(sig.symbol) or sig.mid
         state = self.trading.state
 
-        def decide(action: str, reason: str, size_usd: float = 0.0, var: float = 0.0,
-                   order_id: str = "") -> None:
-            out.emit(RiskDecision(trace_ts_ns=sig.trace_ts_ns, symbol=sig.symbol, ts_ns=sig.ts_ns,
-                                  action=action, reason=reason, trading_state=state,  # type: ignore[arg-type]
-                                  edge_blended_bps=edge_bps, position_size_usd=size_usd,
-                                  var_pct=var, order_id=order_id))
+        def decide(
+            action: str, reason: str, size_usd: float = 0.0, var: float = 0.0, order_id: str = ""
+        ) -> None:
+            out.emit(
+                RiskDecision(
+                    trace_ts_ns=sig.trace_ts_ns,
+                    symbol=sig.symbol,
+                    ts_ns=sig.ts_ns,
+                    action=action,
+                    reason=reason,
+                    trading_state=state,  # type: ignore[arg-type]
+                    edge_blended_bps=edge_bps,
+                    position_size_usd=size_usd,
+                    var_pct=var,
+                    order_id=order_id,
+                )
+            )
 
         if self.trading.halted:
             decide("halt", f"trading_halted:{self.trading.reason}")
@@ -127,9 +138,20 @@ class RiskHarmoniser(Service):
         side = "buy" if delta_usd > 0 else "sell"
         order_id = order_id_for(entry_id, sig.symbol)
         var = var_pct(target_usd, p)
-        out.emit(Order(trace_ts_ns=sig.trace_ts_ns, order_id=order_id, symbol=sig.symbol,
-                       ts_ns=sig.ts_ns, side=side, qty=qty, position_size_usd=target_usd,
-                       edge_blended_bps=edge_bps, var_pct=var, decision_price=mark))
+        out.emit(
+            Order(
+                trace_ts_ns=sig.trace_ts_ns,
+                order_id=order_id,
+                symbol=sig.symbol,
+                ts_ns=sig.ts_ns,
+                side=side,
+                qty=qty,
+                position_size_usd=target_usd,
+                edge_blended_bps=edge_bps,
+                var_pct=var,
+                decision_price=mark,
+            )
+        )
         signed = qty if side == "buy" else -qty
         self.working[order_id] = (sig.symbol, signed)
         self.working_qty[sig.symbol] = self.working_qty.get(sig.symbol, 0.0) + signed

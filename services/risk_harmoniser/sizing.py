@@ -17,5 +17,7 @@ def var_pct(position_usd: float, p: RiskParams) -> float:
 
 def target_position_usd(edge_bps: float, p: RiskParams) -> float:
     target = max(-p.max_position_usd, min(p.max_position_usd, edge_bps * p.usd_per_bps))
-    var_cap_usd = p.var_limit_pct / 100.0 * p.equity_usd / (p.var_confidence_z * p.daily_vol_pct / 100.0)
+    var_cap_usd = (
+        p.var_limit_pct / 100.0 * p.equity_usd / (p.var_confidence_z * p.daily_vol_pct / 100.0)
+    )
     return max(-var_cap_usd, min(var_cap_usd, target))

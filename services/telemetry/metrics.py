@@ -14,7 +14,9 @@ FILLS_TOTAL = Counter("fills_total", "Fills seen", ["symbol", "side"])
 REJECTIONS_TOTAL = Counter("rejections_total", "Execution rejections", ["reason"])
 RISK_DECISIONS_TOTAL = Counter("risk_decisions_total", "Risk decisions", ["action", "reason"])
 ROUTER_SWITCHES_TOTAL = Counter("router_switches_total", "Leading-model switches", ["symbol"])
-DLQ_ENTRIES_TOTAL = Counter("dlq_entries_total", "Entries seen on the dlq", ["source_stream", "service"])
+DLQ_ENTRIES_TOTAL = Counter(
+    "dlq_entries_total", "Entries seen on the dlq", ["source_stream", "service"]
+)
 TRADING_STATE = Gauge("trading_state", "1 for the state in force", ["state"])
 TICK_TO_FILL_SECONDS = Histogram(
     "tick_to_fill_seconds",

@@ -32,7 +32,14 @@ from shared.service import Service
 class Telemetry(Service):
     name: ClassVar[str] = "telemetry"
     inputs: ClassVar[tuple[str, ...]] = (
-        SIGNALS, ORDERS, FILLS, POSITIONS, REJECTIONS, RISK_DECISIONS, ROUTER_SWITCHES, DLQ,
+        SIGNALS,
+        ORDERS,
+        FILLS,
+        POSITIONS,
+        REJECTIONS,
+        RISK_DECISIONS,
+        ROUTER_SWITCHES,
+        DLQ,
     )
 
     def __init__(self, config: Any = None) -> None:

@@ -1,0 +1,48 @@
+"""Test helpers: run a service in-process against a real Redis, wait on conditions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+from shared.service import Service
+
+S = TypeVar("S", bound=Service)
+
+
+async def wait_for(
+    predicate: Callable[[], Awaitable[Any]] | Callable[[], Any],
+    timeout_s: float = 10.0,
+    interval_s: float = 0.02,
+    what: str = "condition",
+) -> Any:
+    """Poll ``predicate`` (sync or async) until truthy; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what} (last: {last!r})")
+
+
+@contextlib.asynccontextmanager
+async def running(svc: S, url: str, timeout_s: float = 10.0) -> AsyncIterator[S]:
+    """Start ``svc`` (no HTTP) on ``url``; stop it cleanly on exit."""
+    task = asyncio.ensure_future(svc.main(url, http=False))
+    try:
+        await wait_for(
+            lambda: svc.ready.is_set() or task.done(), timeout_s, what=f"{svc.name} ready"
+        )
+        if task.done():
+            task.result()  # raise what killed it
+        yield svc
+    finally:
+        svc.stop()
+        await asyncio.wait_for(task, timeout=10.0)
