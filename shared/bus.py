@@ -253,7 +253,7 @@ class Bus:
             count=len(ids) * 2 + 10,
             consumername=self.consumer,
         )
-        return {row["message_id"]: int(row["times_delivered"]) for row in rows}
+        return {str(row["message_id"]): int(row["times_delivered"]) for row in rows}
 
     # ---- observing -----------------------------------------------------------------
 

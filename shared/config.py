@@ -210,12 +210,13 @@ async def store_version(
     """Store a validated config as a new version and publish it on ``channel``."""
     digest = content_hash(cfg)
     ts_ns = time.time_ns()
-    body = {"hash": digest, "ts_ns": ts_ns, "source": source, "config": cfg.model_dump(mode="json")}
+    doc: dict[str, Any] = cfg.model_dump(mode="json")
+    body = {"hash": digest, "ts_ns": ts_ns, "source": source, "config": doc}
     seq, versions, current = _keys(component)
     version = await r.eval(  # type: ignore[misc]
         _STORE_SCRIPT, 3, seq, versions, current, orjson.dumps(body), channel, component, digest
     )
-    return StoredConfig(component, int(version), digest, ts_ns, source, body["config"])
+    return StoredConfig(component, int(version), digest, ts_ns, source, doc)
 
 
 async def fetch_version(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -77,8 +77,9 @@ async def load_state(r: Redis) -> TradingState:
     raw = await r.hgetall(TRADING_KEY)  # type: ignore[misc]
     if not raw or raw.get("state") not in ("ACTIVE", "REDUCING", "HALTED"):
         return TradingState()
-    return TradingState(raw["state"], raw.get("reason", ""), int(raw.get("ts_ns", 0) or 0))
+    state = cast(TradingStateName, str(raw["state"]))
+    return TradingState(state, str(raw.get("reason", "")), int(raw.get("ts_ns", 0) or 0))
 
 
 async def save_state(r: Redis, st: TradingState) -> None:
-    await r.hset(TRADING_KEY, mapping=st.as_dict())  # type: ignore[misc]
+    await r.hset(TRADING_KEY, mapping=st.as_dict())  # type: ignore[misc,arg-type]
