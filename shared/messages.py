@@ -40,6 +40,10 @@ TRADING_CONTROL = "trading.control"
 
 SCHEMA_VERSION = 1
 
+# Nanosecond times fit in a signed 64-bit integer (until 2262): a larger one is hostile
+# input, and would overflow the float maths of latency metrics.
+MAX_NS = 2**63 - 1
+
 Regime = Literal["TREND", "RANGE", "PANIC", "ILLIQUID"]
 Side = Literal["buy", "sell"]
 
@@ -62,7 +66,7 @@ class Message(BaseModel):
     _json_fields: ClassVar[frozenset[str]] = frozenset()
 
     v: int = SCHEMA_VERSION
-    trace_ts_ns: int = Field(default=0, ge=0)
+    trace_ts_ns: int = Field(default=0, ge=0, le=MAX_NS)
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -122,7 +126,7 @@ class Tick(Message):
 
     STREAM: ClassVar[str] = MD_TICKS
     symbol: str = Field(min_length=1, max_length=64)
-    ts_ns: int = Field(gt=0)
+    ts_ns: int = Field(gt=0, le=MAX_NS)
     bid: float = Field(gt=0)
     ask: float = Field(gt=0)
     bid_size: float = Field(ge=0)
@@ -137,7 +141,7 @@ class Features(Message):
 
     STREAM: ClassVar[str] = FEATURES
     symbol: str = Field(min_length=1, max_length=64)
-    ts_ns: int = Field(gt=0)
+    ts_ns: int = Field(gt=0, le=MAX_NS)
     mid: float = Field(gt=0)
     spread_bps: float
     regime: Regime
@@ -162,7 +166,7 @@ class Signal(Message):
 
     STREAM: ClassVar[str] = SIGNALS
     symbol: str
-    ts_ns: int = Field(gt=0)
+    ts_ns: int = Field(gt=0, le=MAX_NS)
     model_id: str
     horizon: str
     edge_bps: float
@@ -182,7 +186,7 @@ class Order(Message):
     STREAM: ClassVar[str] = ORDERS
     order_id: str = Field(min_length=1)
     symbol: str
-    ts_ns: int = Field(gt=0)
+    ts_ns: int = Field(gt=0, le=MAX_NS)
     side: Side
     qty: float = Field(gt=0)
     position_size_usd: float
@@ -202,7 +206,7 @@ class Fill(Message):
     fill_id: str
     order_id: str
     symbol: str
-    ts_ns: int = Field(gt=0)
+    ts_ns: int = Field(gt=0, le=MAX_NS)
     side: Side
     qty: float = Field(gt=0)
     price: float = Field(gt=0)
@@ -218,7 +222,7 @@ class Rejection(Message):
     STREAM: ClassVar[str] = REJECTIONS
     order_id: str
     symbol: str
-    ts_ns: int = Field(gt=0)
+    ts_ns: int = Field(gt=0, le=MAX_NS)
     reason: str
 
 
@@ -227,7 +231,7 @@ class Position(Message):
 
     STREAM: ClassVar[str] = POSITIONS
     symbol: str
-    ts_ns: int = Field(gt=0)
+    ts_ns: int = Field(gt=0, le=MAX_NS)
     qty: float
     avg_price: float = Field(ge=0)
     mark: float = Field(ge=0)
@@ -243,7 +247,7 @@ class RouterSwitch(Message):
 
     STREAM: ClassVar[str] = ROUTER_SWITCHES
     symbol: str
-    ts_ns: int = Field(gt=0)
+    ts_ns: int = Field(gt=0, le=MAX_NS)
     from_model: str
     to_model: str
     reason: str
@@ -254,7 +258,7 @@ class RiskDecision(Message):
 
     STREAM: ClassVar[str] = RISK_DECISIONS
     symbol: str
-    ts_ns: int = Field(gt=0)
+    ts_ns: int = Field(gt=0, le=MAX_NS)
     action: Literal["order", "reject", "halt"]
     reason: str
     trading_state: Literal["ACTIVE", "REDUCING", "HALTED"]
