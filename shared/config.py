@@ -109,7 +109,7 @@ def resolve_conf_path(path: str | os.PathLike[str]) -> Path:
         resolved = candidate.resolve(strict=True)
     except FileNotFoundError:
         raise ConfigError(f"config_path {str(path)!r}: file not found") from None
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError, ValueError) as exc:  # ValueError: an embedded NUL byte
         raise ConfigError(f"config_path {str(path)!r}: cannot be read ({exc})") from None
     if not resolved.is_relative_to(root):
         raise ConfigError(f"config_path {str(path)!r}: outside conf/ (resolves to {resolved})")

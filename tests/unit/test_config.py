@@ -38,6 +38,19 @@ def test_paths_outside_conf_are_refused(path: str) -> None:
         resolve_conf_path(path)
 
 
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("conf/risk_params.yml\x00.txt", "cannot be read"),  # NUL byte: was a bare ValueError
+        ("conf", "not a file"),
+        ("conf/" + "a" * 5000, "cannot be read|not found"),
+    ],
+)
+def test_odd_paths_are_refused_with_a_config_error(path: str, reason: str) -> None:
+    with pytest.raises(ConfigError, match=reason):
+        resolve_conf_path(path)
+
+
 def test_symlink_out_of_conf_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "conf").mkdir()
     (tmp_path / "secret.yml").write_text("a: 1\n")
