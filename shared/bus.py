@@ -56,6 +56,9 @@ def connect(url: str | None = None, *, block_ms: int = 1_000) -> Redis:
     return Redis.from_url(
         url or redis_url(),
         decode_responses=True,
+        # Anyone can XADD or PUBLISH raw bytes: a strict decode would fail the whole
+        # reply, leaving the batch pending forever and the entry never dead-lettered.
+        encoding_errors="replace",
         socket_timeout=max(5.0, block_ms / 1000 + 5),
         socket_connect_timeout=2.0,
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=3),
