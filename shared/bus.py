@@ -266,11 +266,17 @@ class Bus:
         for stream in self.inputs:
             try:
                 groups = await self.r.xinfo_groups(stream)
+                last_id = (await self.r.xinfo_stream(stream))["last-generated-id"]
             except ResponseError:
                 continue
             for g in groups:
                 if g["name"] == self.group:
                     lag = g.get("lag")
+                    # Redis 7.0 can restore a wrong entries-read from the AOF after a
+                    # restart, so its lag stays > 0 for ever: a group that has been
+                    # delivered the last entry is not behind, whatever the counter says.
+                    if _id_key(g["last-delivered-id"]) >= _id_key(last_id):
+                        lag = 0
                     out[stream] = (int(lag) if lag is not None else -1, int(g["pending"]))
         return out
 
