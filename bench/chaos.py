@@ -172,7 +172,7 @@ class Chaos:
         while time.monotonic() - t0 < 30:
             groups = s.groups()
             peak["lag"] = max(peak["lag"], max(lag for lag, _ in groups.values()))
-            lag_metric = s.metric("edgebus_consumer_lag_entries", "model_router", stream="features")
+            lag_metric = s.metric("model_router", "edgebus_consumer_lag_entries", stream="features")
             peak["metric_lag"] = max(peak["metric_lag"], lag_metric or 0)
             peak["xlen"] = max(peak["xlen"], max(s.r.xlen(k) for k in ("md.ticks", "signals")))
             peak["redis_mb"] = max(peak["redis_mb"], s.r.info("memory")["used_memory"] / 2**20)
