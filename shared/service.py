@@ -393,8 +393,13 @@ class Service:
         if channel == PARAM_UPDATED:
             try:
                 note = orjson.loads(data)
+                if not isinstance(note, dict):
+                    raise TypeError("not a JSON object")
                 if note.get("component") == self.comp:
-                    await self._sync_config(int(note["version"]))
+                    int(note["version"])  # well-formed, else ignored
+                    # Take the current version, not the announced one: in a burst of
+                    # reloads this skips straight to the last (later notes are no-ops).
+                    await self._sync_config()
             except (ValueError, KeyError, TypeError) as exc:
                 self.log.warning("ignored malformed param.updated %r: %s", data[:200], exc)
         elif channel == TRADING_CONTROL:
