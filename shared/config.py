@@ -250,6 +250,13 @@ return v
 """
 
 
+_FETCH_CURRENT_SCRIPT = """
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+return {v, redis.call('HGET', KEYS[2], v)}
+"""
+
+
 @dataclass(frozen=True)
 class StoredConfig:
     """One stored version: what it is (hash), when and where from (ts_ns, source)."""
@@ -315,10 +322,11 @@ async def fetch_version(
     """A stored version (the current one when ``version`` is None), or None."""
     _, versions, current = _keys(component)
     if version is None:
-        cur = await r.get(current)
-        if cur is None:
+        # One round trip: this is on the hot path of every service's reload.
+        reply = await r.eval(_FETCH_CURRENT_SCRIPT, 2, current, versions)  # type: ignore[misc]
+        if not reply or len(reply) < 2 or reply[1] is None:  # none, or a body missing
             return None
-        version = int(cur)
+        return StoredConfig.from_blob(component, int(reply[0]), reply[1])
     raw = await r.hget(versions, str(version))  # type: ignore[misc]
     if raw is None:
         return None

@@ -19,6 +19,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
@@ -116,11 +117,11 @@ async def services_running(r: Redis, component: str) -> set[str]:
     current = await fetch_version(r, component)
     if current is None:
         return set()
-    out = set()
+    out: set[str] = set()
     for service, blob in (await r.hgetall(APPLIED_KEY)).items():  # type: ignore[misc]
         note = orjson.loads(blob)
         if note.get("component") == component and note.get("version") == current.version:
-            out.add(service)
+            out.add(str(service))
     return out
 
 
@@ -154,7 +155,7 @@ async def measure_reload_ms(
                 t0 = time.perf_counter_ns()
                 await r.publish(PARAM_RELOAD, request)
                 done_ns = await seen.wait(
-                    lambda notes, start=start: _all_applied(notes[start:], component, expected),
+                    partial(_all_applied, start=start, component=component, expected=expected),
                     timeout_s,
                     what=f"{component} applied by {sorted(expected)}",
                 )
@@ -165,21 +166,27 @@ async def measure_reload_ms(
         await r.aclose()
 
 
-def _all_applied(notes: list[Note], component: str, expected: set[str]) -> int | None:
+def _all_applied(
+    notes: list[Note], *, start: int, component: str, expected: set[str]
+) -> int | None:
     """perf_counter_ns of the last expected ``param.applied`` for the version announced
-    in ``notes``, once all have arrived; raises on a rejection."""
+    in ``notes[start:]``, once all have arrived; raises on a rejection."""
     version = None
     done: dict[str, int] = {}
-    for n in notes:
+    for n in notes[start:]:
         if n.body.get("component") != component:
             continue
         if n.channel == PARAM_REJECTED:
             raise RuntimeError(f"reload rejected: {n.body.get('reason')}")
         if n.channel == PARAM_UPDATED and version is None:
             version = n.body.get("version")
-        elif n.channel == PARAM_APPLIED and version is not None:
-            if n.body.get("version", 0) >= version and n.body.get("service") in expected:
-                done[n.body["service"]] = n.received_ns
+        elif (
+            n.channel == PARAM_APPLIED
+            and version is not None
+            and n.body.get("version", 0) >= version  # a later reload may overtake ours
+            and n.body.get("service") in expected
+        ):
+            done[n.body["service"]] = n.received_ns
     if version is None or set(done) != expected:
         return None
     return max(done.values())
