@@ -373,11 +373,16 @@ class Service:
                 await self._sync_config()
                 await self._sync_trading()
                 delay = 0.05
+                synced = time.monotonic()
                 while not self.stopping:
                     msg = await pubsub.get_message(timeout=0.5)
-                    if msg is None:
-                        continue
-                    await self._on_pubsub(msg["channel"], msg["data"])
+                    if msg is not None:
+                        await self._on_pubsub(msg["channel"], msg["data"])
+                    if time.monotonic() - synced > 1.0:
+                        # Pub/sub is at-most-once: a dropped note must not leave this
+                        # service on an old version, so converge on the current one anyway.
+                        await self._sync_config()
+                        synced = time.monotonic()
             except TRANSIENT_ERRORS as exc:
                 self._redis_up(False, exc)
                 await self._sleep(delay)
