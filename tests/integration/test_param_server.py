@@ -12,8 +12,16 @@ from redis.asyncio import Redis
 
 from services.parameter_server.probe import Announcements
 from services.parameter_server.service import ParameterServer
+from services.risk_harmoniser.config import RiskParams
 from services.risk_harmoniser.service import RiskHarmoniser
-from shared.config import COMPONENTS, content_hash, fetch_version, history, load_file
+from shared.config import (
+    COMPONENTS,
+    content_hash,
+    fetch_version,
+    history,
+    load_file,
+    store_version,
+)
 from shared.messages import PARAM_APPLIED, PARAM_REJECTED, PARAM_RELOAD, PARAM_UPDATED
 from shared.service import APPLIED_KEY
 from tests.support import running, wait_for
@@ -147,3 +155,15 @@ async def test_a_service_starts_on_the_current_version_not_the_file(
 
 async def _is(r: Redis, version: int) -> bool:
     return await current_version(r) == version
+
+
+async def test_a_service_that_missed_the_announcement_still_converges(
+    r: Redis, redis_url: str, home: Path
+) -> None:
+    async with running(RiskHarmoniser(), redis_url) as rh:
+        assert rh.config_version == 0  # no version in Redis yet: the file
+        # Stored and announced on a channel nobody hears, as if the note were dropped.
+        cfg = RiskParams(max_position_usd=5.0)
+        await store_version(r, "risk_harmoniser", cfg, "test", "nobody.listens")
+        await wait_for(lambda: rh.config_version == 1, timeout_s=5, what="caught up")
+        assert rh.config.max_position_usd == 5.0

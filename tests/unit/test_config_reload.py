@@ -41,6 +41,7 @@ REJECTIONS: dict[str, tuple[str, str]] = {
     "symlink pointing out": ("conf/evil.yml", "outside conf/ (a symlink to "),
     "missing file": ("conf/nope.yml", "file not found under conf/"),
     "a directory": ("conf/subdir", "not a regular file"),
+    "a huge file": ("conf/huge.yml", "huge.yml: larger than 1000000 bytes"),
     "bad YAML": ("conf/bad.yml", "bad.yml: bad YAML at line 2, column 17: expected ',' or ']'"),
     "YAML not a mapping": ("conf/list.yml", "top level must be a mapping, got list"),
     "duplicate key": (
@@ -62,6 +63,7 @@ def write_bad_files(conf: Path, outside: Path) -> None:
     outside.write_text(GOOD_RISK)
     (conf / "evil.yml").symlink_to(outside)
     (conf / "subdir").mkdir()
+    (conf / "huge.yml").write_text("# padding\n" * 100_001)
     (conf / "bad.yml").write_text("equity_usd: [1, 2\nmax_position_usd: 3\n")
     (conf / "list.yml").write_text("- 1\n- 2\n")
     (conf / "dup.yml").write_text(
