@@ -128,7 +128,7 @@ def resolve_conf_path(path: str | os.PathLike[str]) -> Path:
     return resolved
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """safe_load that refuses a key given twice (PyYAML silently keeps the last one,
     which would let a pasted duplicate override a limit unnoticed)."""
 
