@@ -422,9 +422,12 @@ class Service:
         stored = await fetch_version(self.r, self.comp, version)
         if stored is None or stored.version <= self.config_version:
             return
+        if stored.version == getattr(self, "_refused_version", None):
+            return  # refused once already: say so once, not at every resync
         try:
             cfg = validate(self.comp, stored.config)
         except ConfigError as exc:
+            self._refused_version = stored.version
             self.log.error("version %d refused: %s", stored.version, exc)
             await self.r.publish(
                 PARAM_REJECTED,
