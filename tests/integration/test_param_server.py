@@ -167,3 +167,19 @@ async def test_a_service_that_missed_the_announcement_still_converges(
         await store_version(r, "risk_harmoniser", cfg, "test", "nobody.listens")
         await wait_for(lambda: rh.config_version == 1, timeout_s=5, what="caught up")
         assert rh.config.max_position_usd == 5.0
+
+
+async def test_a_stored_version_a_service_cannot_validate_is_refused_by_it(
+    r: Redis, redis_url: str, home: Path
+) -> None:
+    """Only possible with mismatched code versions; the service keeps its config."""
+    async with Announcements(r) as seen, running(RiskHarmoniser(), redis_url) as rh:
+        body = {"hash": "x", "ts_ns": 1, "source": "test", "config": {"max_positon_usd": 1}}
+        await r.hset("edgebus:config:risk_harmoniser:versions", "1", orjson.dumps(body))
+        await r.set("edgebus:config:risk_harmoniser:current", "1")
+        await r.publish(
+            PARAM_UPDATED, orjson.dumps({"component": "risk_harmoniser", "version": 1, "hash": "x"})
+        )
+        note = await seen.wait(lambda _: seen.on(PARAM_REJECTED, service="risk_harmoniser"))
+        assert "max_positon_usd: unknown key" in note[0]["reason"] and note[0]["version"] == 1
+        assert rh.config_version == 0 and rh.config.max_position_usd == 50_000
