@@ -32,16 +32,18 @@ def hops_s(
     fill_ms: int | None,
     seen_ns: int,
 ) -> dict[str, float]:
-    """Seconds per hop for the stamps that are known (a missing stamp drops its hops)."""
-    points: list[tuple[str, float | None]] = [
-        ("trace", trace_ts_ns / 1e9 if trace_ts_ns else None),
-        ("signal", signal_ms / 1e3 if signal_ms is not None else None),
-        ("order", order_ms / 1e3 if order_ms is not None else None),
-        ("fill", fill_ms / 1e3 if fill_ms is not None else None),
-        ("seen", seen_ns / 1e9),
+    """Seconds per hop for the stamps that are known (a missing stamp drops its hops).
+
+    Differences are taken in integer ns, so epoch-sized stamps lose no precision."""
+    points: list[int | None] = [
+        trace_ts_ns or None,
+        signal_ms * 1_000_000 if signal_ms is not None else None,
+        order_ms * 1_000_000 if order_ms is not None else None,
+        fill_ms * 1_000_000 if fill_ms is not None else None,
+        seen_ns,
     ]
     out: dict[str, float] = {}
-    for hop, (a, b) in zip(HOPS, zip(points, points[1:], strict=False), strict=True):
-        if a[1] is not None and b[1] is not None:
-            out[hop] = max(0.0, b[1] - a[1])
+    for hop, a, b in zip(HOPS, points, points[1:], strict=False):
+        if a is not None and b is not None:
+            out[hop] = max(0, b - a) / 1e9
     return out

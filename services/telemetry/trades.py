@@ -120,7 +120,7 @@ def split_by_votes(
     total = sum(weights.values())
     if total <= 0:
         return {fallback_model or "unknown": pnl_usd}
-    return {m: pnl_usd * w / total for m, w in weights.items()}
+    return {m: pnl_usd * (w / total) for m, w in weights.items()}
 
 
 @dataclass(slots=True)
