@@ -47,9 +47,8 @@ FILLS_TOTAL = Counter(
 FILLED_USD_TOTAL = Counter("filled_usd_total", "Notional filled", ["symbol"])
 REJECTIONS_TOTAL = Counter("rejections_total", "Execution rejections", ["reason"])
 RISK_DECISIONS_TOTAL = Counter("risk_decisions_total", "Risk decisions", ["action", "reason"])
-ROUTER_SWITCHES_TOTAL = Counter(
-    "router_switches_total", "Leading-model switches", ["symbol", "to_model"]
-)
+# Created at 0 when a symbol is first seen, so increase() counts its first switches too.
+ROUTER_SWITCHES_TOTAL = Counter("router_switches_total", "Leading-model switches", ["symbol"])
 ACTIVE_MODEL = Gauge("active_model", "1 for the leading model of a symbol", ["symbol", "model_id"])
 DLQ_ENTRIES_TOTAL = Counter(
     "dlq_entries_total", "Entries seen on the dlq", ["source_stream", "service"]

@@ -96,6 +96,7 @@ class Telemetry(Service):
         # (symbol, trace_ts_ns) -> (first signal write ms, decision context)
         self.traces: Bounded[tuple[str, int], tuple[int | None, DecisionContext]] = Bounded(cap)
         self.latest_ctx: dict[str, DecisionContext] = {}
+        self.symbols: set[str] = set()
         # order_id -> (context, signal ms, order ms)
         self.orders: Bounded[str, tuple[DecisionContext, int | None, int | None]] = Bounded(cap)
         self.gauges: dict[tuple[str, str], float] = {}  # what the time-series writer samples
@@ -151,13 +152,16 @@ class Telemetry(Service):
         elif isinstance(msg, Rejection):
             tm.REJECTIONS_TOTAL.labels(reason_label(msg.reason)).inc()
         elif isinstance(msg, RouterSwitch):
-            tm.ROUTER_SWITCHES_TOTAL.labels(msg.symbol, msg.to_model).inc()
+            tm.ROUTER_SWITCHES_TOTAL.labels(msg.symbol).inc()
             tm.ACTIVE_MODEL.labels(msg.symbol, msg.from_model).set(0)
             tm.ACTIVE_MODEL.labels(msg.symbol, msg.to_model).set(1)
         elif isinstance(msg, DeadLetter):
             tm.DLQ_ENTRIES_TOTAL.labels(msg.source_stream, msg.service).inc()
 
     def _on_signal(self, entry: Entry, sig: Signal) -> None:
+        if sig.symbol not in self.symbols:  # a zero series, so the first switch counts
+            self.symbols.add(sig.symbol)
+            tm.ROUTER_SWITCHES_TOTAL.labels(sig.symbol)
         tm.SIGNALS_TOTAL.labels(sig.model_id, "1" if sig.shadow else "0").inc()
         if sig.shadow:
             return

@@ -144,7 +144,7 @@ async def test_ledger_survives_a_restart(redis_url: str, r: Redis) -> None:
 
 async def test_counts_gauges_and_stream_stats(redis_url: str, r: Redis) -> None:
     now = time.time_ns()
-    sw0 = sample("router_switches_total", symbol=SYM, to_model="ob") or 0.0
+    sw0 = sample("router_switches_total", symbol=SYM) or 0.0
     rj0 = sample("rejections_total", reason="stale_quote") or 0.0
     dl0 = sample("dlq_entries_total", source_stream="orders", service="execution") or 0.0
     await add(r, RouterSwitch(symbol=SYM, ts_ns=now, from_model="ema", to_model="ob", reason="x"))
@@ -182,7 +182,7 @@ async def test_counts_gauges_and_stream_stats(redis_url: str, r: Redis) -> None:
     svc = Telemetry()
     async with running(svc, redis_url):
         await wait_for(lambda: svc.seen >= 5, what="entries handled")
-        assert sample("router_switches_total", symbol=SYM, to_model="ob") == sw0 + 1
+        assert sample("router_switches_total", symbol=SYM) == sw0 + 1
         assert sample("active_model", symbol=SYM, model_id="ob") == 1
         assert sample("rejections_total", reason="stale_quote") == rj0 + 1  # detail dropped
         assert sample("dlq_entries_total", source_stream="orders", service="execution") == dl0 + 1
