@@ -53,53 +53,51 @@ class Caps:
     max_order_usd: float
 
 
-def allowed_interval(
-    i: int, book: Book, caps: Caps, reducing: bool
-) -> tuple[float, float, tuple[tuple[str, float, float], ...]]:
-    """(lo, hi, each limit as (reason, lo, hi)) for the position of name i."""
+def limit_parts(i: int, book: Book, caps: Caps, reducing: bool) -> list[tuple[str, float, float]]:
+    """Each limit as (reason, lo, hi) for the position of name i."""
     w = book.positions_usd
     eq = book.equity_usd
     x = w[i]
     z = caps.var_z
     cls, sec = book.asset_class[i], book.sector[i]
+    classes, sectors, cov = book.asset_class, book.sector, book.cov_daily
     gross_cls = gross_sec = gross_all = risk_others = 0.0
     for j, wj in enumerate(w):
         if j == i or wj == 0.0:
             continue
-        a = abs(wj)
+        a = wj if wj > 0.0 else -wj
         gross_all += a
-        if book.asset_class[j] == cls:
+        if classes[j] == cls:
             gross_cls += a
-        if book.sector[j] == sec:
+        if sectors[j] == sec:
             gross_sec += a
-        risk_others += z * math.sqrt(max(0.0, book.cov_daily[j][j])) * a
-    sigma = math.sqrt(max(0.0, book.cov_daily[i][i]))
-    zs = z * sigma
+        v = cov[j][j]
+        if v > 0.0:
+            risk_others += z * math.sqrt(v) * a
+    v = cov[i][i]
+    zs = z * math.sqrt(v) if v > 0.0 else 0.0
     inf = math.inf
-    abs_caps = (
+    parts = []
+    for reason, cap in (
         ("name_cap", caps.name_cap_pct / 100.0 * eq),
         ("leverage", caps.leverage * eq - gross_cls),
         ("sector_cap", caps.sector_cap_pct / 100.0 * eq - gross_sec),
         ("gross_cap", caps.gross_cap_pct / 100.0 * eq - gross_all),
-        ("open_risk", (book.loss_budget_usd - risk_others) / zs if zs > 0 else inf),
-    )
-    parts: list[tuple[str, float, float]] = []
-    for reason, cap in abs_caps:
-        cap = max(0.0, cap)
+        ("open_risk", (book.loss_budget_usd - risk_others) / zs if zs > 0.0 else inf),
+    ):
+        cap = cap if cap > 0.0 else 0.0
         parts.append((reason, -cap, cap))
-    opening = caps.single_trade_risk_pct / 100.0 * eq / zs if zs > 0 else inf
+    opening = caps.single_trade_risk_pct / 100.0 * eq / zs if zs > 0.0 else inf
     if x >= 0:
         parts.append(("single_trade_risk", -opening, x + opening))
     else:
         parts.append(("single_trade_risk", x - opening, opening))
     parts.append(("max_order", x - caps.max_order_usd, x + caps.max_order_usd))
-    v_lo, v_hi = var_interval(i, w, book.cov_daily, z, caps.var_limit_pct / 100.0 * eq)
+    v_lo, v_hi = var_interval(i, w, cov, z, caps.var_limit_pct / 100.0 * eq)
     parts.append(("var_limit", v_lo, v_hi))
     if reducing:
         parts.append(("reducing_only", min(0.0, x), max(0.0, x)))
-    lo = max(p[1] for p in parts)
-    hi = min(p[2] for p in parts)
-    return lo, hi, tuple(parts)
+    return parts
 
 
 def constrain(
@@ -110,7 +108,13 @@ def constrain(
     When no position meets every limit (the book already breaks one, e.g. after a loss
     shrank equity), move toward zero by at most max_order_usd if that neither raises
     portfolio VaR above max(limit, now) nor goes past zero; else keep x."""
-    lo, hi, parts = allowed_interval(i, book, caps, reducing)
+    parts = limit_parts(i, book, caps, reducing)
+    lo, hi = -math.inf, math.inf
+    for _, p_lo, p_hi in parts:
+        if p_lo > lo:
+            lo = p_lo
+        if p_hi < hi:
+            hi = p_hi
     x = book.positions_usd[i]
     if lo <= hi:
         target = min(hi, max(lo, desired_usd))

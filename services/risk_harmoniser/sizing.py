@@ -122,3 +122,23 @@ class KellyTracker:
         self.losses = int(d.get("losses", 0))
         self.win_usd = float(d.get("win_usd", 0.0))
         self.loss_usd = float(d.get("loss_usd", 0.0))
+
+
+def bench_inputs() -> tuple[int, SizeInputs, Book, Caps, bool]:
+    """A representative call for ``make bench``: ``size(*bench_inputs())`` sizes BTC in a
+    4-name book (3 crypto, 1 stock) under the balanced limits."""
+    vols = (0.05, 0.06, 0.08, 0.02)
+    cov = tuple(
+        tuple(v * w * (1.0 if i == j else 0.3) for j, w in enumerate(vols))
+        for i, v in enumerate(vols)
+    )
+    book = Book(
+        (20_000.0, -15_000.0, 5_000.0, 30_000.0),
+        ("crypto", "crypto", "crypto", "stocks"),
+        ("crypto", "crypto", "crypto", "tech"),
+        cov,
+        1_000_000.0,
+        30_000.0,
+    )
+    caps = Caps(20.0, 3.0, 50.0, 200.0, 0.5, 2.0, 1.645, 100_000.0)
+    return 0, SizeInputs(1.0, 6.0, 0.5, 0.25, 0.1, 10.0, 1.0), book, caps, False

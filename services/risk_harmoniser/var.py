@@ -21,22 +21,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from operator import mul
 
 Matrix = Sequence[Sequence[float]]
 
 
 def quad_form(w: Sequence[float], cov: Matrix) -> float:
-    """w^T C w, plain floats (faster than numpy below ~30 names)."""
-    total = 0.0
-    for i, wi in enumerate(w):
-        if wi == 0.0:
-            continue
-        row = cov[i]
-        acc = 0.0
-        for j, wj in enumerate(w):
-            acc += row[j] * wj
-        total += wi * acc
-    return total
+    """w^T C w, plain floats (C-level map/sum: faster than numpy below ~30 names)."""
+    return sum(map(mul, w, [sum(map(mul, row, w)) for row in cov]))
 
 
 def portfolio_var_usd(w: Sequence[float], cov: Matrix, z: float) -> float:
@@ -60,12 +52,9 @@ def var_interval(
     Returns (lo, hi); lo > hi when no position of i meets the limit."""
     row = cov[i]
     a = row[i]
-    b = 0.0
-    for j, wj in enumerate(w):
-        if j != i:
-            b += row[j] * wj
-    others = [0.0 if j == i else wj for j, wj in enumerate(w)]
-    c = quad_form(others, cov)
+    x = w[i]
+    b = sum(map(mul, row, w)) - a * x  # sum over j != i
+    c = quad_form(w, cov) - 2.0 * x * b - a * x * x  # the others' variance
     d = (limit_usd / z) ** 2 * (1.0 - 1e-9)  # a hair inside, against rounding
     if a <= 0.0:
         return (-math.inf, math.inf) if c <= d else (1.0, -1.0)

@@ -110,6 +110,11 @@ async def test_halt_stops_orders_and_is_reported_on_every_decision(
 ) -> None:
     svc = _svc()
     async with running(svc, redis_url):
+
+        async def subscribed() -> bool:
+            return dict(await r.pubsub_numsub(TRADING_CONTROL)).get(TRADING_CONTROL, 0) > 0
+
+        await wait_for(subscribed, what="the service listening on trading.control")
         await r.publish(TRADING_CONTROL, orjson.dumps({"action": "halt", "reason": "manual"}))
         await wait_for(lambda: svc.trading.halted, what="halted")
         await _feed(r, 40.0)
