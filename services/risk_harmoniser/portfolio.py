@@ -32,6 +32,9 @@ class Holding:
         q0 = self.qty
         if q0 == 0.0 or (q0 > 0) == (signed_qty > 0):
             new = q0 + signed_qty
+            if abs(new) < EPS_QTY:  # a dust fill on a flat book
+                self.qty, self.avg_price = 0.0, 0.0
+                return 0.0
             self.avg_price = (q0 * self.avg_price + signed_qty * price) / new
             self.qty = new
             return 0.0
