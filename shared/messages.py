@@ -262,6 +262,11 @@ class RiskDecision(Message):
     position_size_usd: float = 0.0
     var_pct: float = 0.0
     order_id: str = ""
+    # Optional detail (risk_harmoniser): blend uncertainty, modelled costs, and the
+    # portfolio VaR (percent of equity) the decision leads to.
+    uncertainty_bps: float = 0.0
+    cost_bps: float = 0.0
+    portfolio_var_pct: float = 0.0
 
 
 class DeadLetter(Message):
