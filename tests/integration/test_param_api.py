@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-RISK_DOC = {"max_position_usd": 12_345.0, "min_edge_bps": 4.0}
+RISK_DOC = {"equity_usd": 12_345.0, "limits": {"var_limit_pct": 1.5}}
 
 
 @pytest.fixture
@@ -84,14 +84,14 @@ async def test_put_validates_stores_announces_and_every_service_applies(
         "http:put",
     )
     await wait_for(lambda: rh.config_version == 2, what="version 2 applied")
-    assert rh.config.max_position_usd == 12_345 and rh.config.min_edge_bps == 4
-    assert rh.config.var_limit_pct == 2.0  # omitted keys take the schema default
+    assert rh.config.equity_usd == 12_345 and rh.config.limits.var_limit_pct == 1.5
+    assert rh.config.limits.var_z == 1.645  # omitted keys take the schema default
 
     current = (await api.get("/config/risk_harmoniser")).json()
     assert current["version"] == 2 and current["hash"] == body["hash"] == rh.config_hash
-    assert current["config"]["max_position_usd"] == 12_345
+    assert current["config"]["equity_usd"] == 12_345
     first = (await api.get("/config/risk_harmoniser/versions/1")).json()
-    assert first["config"]["max_position_usd"] == 50_000 and first["source"].startswith("seed:")
+    assert first["config"]["equity_usd"] == 1_000_000 and first["source"].startswith("seed:")
     hist = (await api.get("/config/risk_harmoniser/history")).json()
     assert [(h["version"], h["source"]) for h in hist] == [
         (1, "seed:conf/risk_params.yml"),
@@ -106,11 +106,11 @@ async def test_put_validates_stores_announces_and_every_service_applies(
         ("risk_harmoniser", 2)
     ]
 
-    yaml_body = b"max_position_usd: 777\n"
+    yaml_body = b"equity_usd: 777\n"
     headers = {**AUTH, "Content-Type": "application/yaml"}
     resp = await api.put("/config/risk_harmoniser", content=yaml_body, headers=headers)
     assert resp.status_code == 200 and resp.json()["version"] == 3
-    await wait_for(lambda: rh.config.max_position_usd == 777, what="yaml put applied")
+    await wait_for(lambda: rh.config.equity_usd == 777, what="yaml put applied")
 
 
 async def _consistent(api: httpx.AsyncClient, component: str) -> bool:
@@ -122,8 +122,12 @@ async def _consistent(api: httpx.AsyncClient, component: str) -> bool:
     ("body", "content_type", "reason"),
     [
         (b'{"max_positon_usd": 1}', "application/json", "max_positon_usd: unknown key"),
-        (b'{"var_limit_pct": 250}', "application/json", "var_limit_pct: Input should be less"),
-        (b'{"max_position_usd": ', "application/json", "body is not JSON"),
+        (
+            b'{"limits": {"var_limit_pct": 250}}',
+            "application/json",
+            "limits.var_limit_pct: Input should be less than or equal to 100 (got 250)",
+        ),
+        (b'{"equity_usd": ', "application/json", "body is not JSON"),
         (b"[1, 2]", "application/json", "(top level): Input should be a valid dictionary"),
         (b"a: [1\n", "application/yaml", "body: bad YAML at line 2"),
         (b"a: 1\na: 2\n", "application/yaml", "duplicate key 'a'"),
@@ -174,7 +178,7 @@ async def test_rollback_makes_an_old_content_current_as_a_new_version(
     v1 = await fetch_version(r, "risk_harmoniser", 1)
     assert v1 is not None and body["hash"] == v1.hash
     await wait_for(lambda: rh.config_version == 3, what="rollback applied")
-    assert rh.config.max_position_usd == 50_000
+    assert rh.config.equity_usd == 1_000_000
     # versions are kept for audit: nothing was overwritten
     assert [v.version for v in await history(r, "risk_harmoniser")] == [1, 2, 3]
 
@@ -203,7 +207,8 @@ async def test_trading_control_is_validated_persisted_and_announced(
     )
     assert resp.status_code == 200 and resp.json()["state"] == "HALTED"
     msg = await wait_for(lambda: pubsub.get_message(timeout=0.1), what="trading.control")
-    assert orjson.loads(msg["data"]) == {"action": "halt", "reason": "desk", "source": "http"}
+    sent = orjson.loads(msg["data"])
+    assert (sent["action"], sent["reason"], sent["source"]) == ("halt", "desk", "http")
     await pubsub.aclose()
     state = await load_state(r)
     assert (state.state, state.reason) == ("HALTED", "desk")

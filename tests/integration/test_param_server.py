@@ -40,7 +40,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     write_bad_files(conf, tmp_path / "secret.yml")
     for cap in (10, 20, 30):
         (conf / f"cap{cap}.yml").write_text(
-            GOOD_RISK.replace("max_position_usd: 50000", f"max_position_usd: {cap}")
+            GOOD_RISK.replace("equity_usd: 1000000", f"equity_usd: {cap}")
         )
     monkeypatch.setenv("EDGEBUS_HOME", str(tmp_path))
     return tmp_path
@@ -86,7 +86,7 @@ async def test_a_valid_reload_is_stored_announced_and_applied(
         applied = await seen.wait(
             lambda _: seen.on(PARAM_APPLIED, service="risk_harmoniser", version=2)
         )
-        assert rh.config.max_position_usd == 10
+        assert rh.config.equity_usd == 10
         assert updated[0]["hash"] == applied[0]["hash"] == rh.config_hash
         assert applied[0]["hash"] == content_hash(rh.config)
         assert orjson.loads(await r.hget(APPLIED_KEY, "risk_harmoniser"))["version"] == 2
@@ -95,7 +95,7 @@ async def test_a_valid_reload_is_stored_announced_and_applied(
             (1, "seed:conf/risk_params.yml"),
             (2, "reload:conf/cap10.yml"),
         ]
-        assert versions[1].config["max_position_usd"] == 10
+        assert versions[1].config["equity_usd"] == 10
 
 
 async def test_every_rejection_is_announced_and_changes_nothing(
@@ -124,11 +124,11 @@ async def test_every_rejection_is_announced_and_changes_nothing(
             ] == []
         assert await history(r, "risk_harmoniser") == before
         assert await r.get("edgebus:config:risk_harmoniser:seq") == "1"
-        assert (rh.config_version, rh.config.max_position_usd) == (1, 50_000)
+        assert (rh.config_version, rh.config.equity_usd) == (1, 1_000_000)
         # A good reload after all that is version 2: nothing was stored in between.
         await reload(r, "conf/cap20.yml")
         await wait_for(lambda: rh.config_version == 2, what="version 2 applied")
-        assert rh.config.max_position_usd == 20
+        assert rh.config.equity_usd == 20
 
 
 async def current_version(r: Redis, component: str = "risk_harmoniser") -> int:
@@ -143,14 +143,14 @@ async def test_a_service_starts_on_the_current_version_not_the_file(
         await reload(r, "conf/cap10.yml")
         await wait_for(lambda: _is(r, 2), what="version 2 current")
         async with running(RiskHarmoniser(), redis_url) as rh:
-            assert (rh.config_version, rh.config.max_position_usd) == (2, 10)
+            assert (rh.config_version, rh.config.equity_usd) == (2, 10)
         # Changed while the service is down: the restarted one comes back on it.
         await reload(r, "conf/cap30.yml")
         await wait_for(lambda: _is(r, 3), what="version 3 current")
         async with running(RiskHarmoniser(), redis_url) as rh:
-            assert (rh.config_version, rh.config.max_position_usd) == (3, 30)
-    # The file on disk still says 50,000: the live change survived the restart.
-    assert load_file("risk_harmoniser").max_position_usd == 50_000  # type: ignore[attr-defined]
+            assert (rh.config_version, rh.config.equity_usd) == (3, 30)
+    # The file on disk still says 1,000,000: the live change survived the restart.
+    assert load_file("risk_harmoniser").equity_usd == 1_000_000  # type: ignore[attr-defined]
 
 
 async def _is(r: Redis, version: int) -> bool:
@@ -163,10 +163,10 @@ async def test_a_service_that_missed_the_announcement_still_converges(
     async with running(RiskHarmoniser(), redis_url) as rh:
         assert rh.config_version == 0  # no version in Redis yet: the file
         # Stored and announced on a channel nobody hears, as if the note were dropped.
-        cfg = RiskParams(max_position_usd=5.0)
+        cfg = RiskParams(equity_usd=5.0)
         await store_version(r, "risk_harmoniser", cfg, "test", "nobody.listens")
         await wait_for(lambda: rh.config_version == 1, timeout_s=5, what="caught up")
-        assert rh.config.max_position_usd == 5.0
+        assert rh.config.equity_usd == 5.0
 
 
 async def test_a_stored_version_a_service_cannot_validate_is_refused_by_it(
@@ -182,4 +182,4 @@ async def test_a_stored_version_a_service_cannot_validate_is_refused_by_it(
         )
         note = await seen.wait(lambda _: seen.on(PARAM_REJECTED, service="risk_harmoniser"))
         assert "max_positon_usd: unknown key" in note[0]["reason"] and note[0]["version"] == 1
-        assert rh.config_version == 0 and rh.config.max_position_usd == 50_000
+        assert rh.config_version == 0 and rh.config.equity_usd == 1_000_000

@@ -19,7 +19,7 @@ async def test_versions_count_up_and_the_last_stored_is_current(r: Redis) -> Non
     caps = [float(1_000 + i) for i in range(30)]
     stored = await asyncio.gather(
         *(
-            store_version(r, "risk_harmoniser", RiskParams(max_position_usd=c), "t", PARAM_UPDATED)
+            store_version(r, "risk_harmoniser", RiskParams(equity_usd=c), "t", PARAM_UPDATED)
             for c in caps
         )
     )
@@ -29,7 +29,7 @@ async def test_versions_count_up_and_the_last_stored_is_current(r: Redis) -> Non
     assert current is not None and (current.version, current.hash) == (last.version, last.hash)
     assert [h.version for h in await history(r, "risk_harmoniser")] == list(range(1, 31))
     v7 = await fetch_version(r, "risk_harmoniser", 7)
-    assert v7 is not None and v7.config["max_position_usd"] in caps
+    assert v7 is not None and v7.config["equity_usd"] in caps
     assert await fetch_version(r, "risk_harmoniser", 31) is None
 
 

@@ -194,10 +194,7 @@ async def test_concurrent_reloads_end_with_one_consistent_version_everywhere(
             await asyncio.gather(
                 *(via_pubsub(i) for i in range(10)),
                 *(via_http("model_router", rule_docs[i % 3]) for i in range(10)),
-                *(
-                    via_http("risk_harmoniser", {"max_position_usd": 1_000.0 + i})
-                    for i in range(20)
-                ),
+                *(via_http("risk_harmoniser", {"equity_usd": 1_000.0 + i}) for i in range(20)),
                 *(via_http("execution", {"taker_fee_bps": i / 10}) for i in range(20)),
             )
 

@@ -53,7 +53,7 @@ REJECTIONS: dict[str, tuple[str, str]] = {
         "conf/range.yml",
         "var_limit_pct: Input should be less than or equal to 100 (got 250)",
     ),
-    "wrong type": ("conf/type.yml", "min_edge_bps: Input should be a valid number"),
+    "wrong type": ("conf/type.yml", "equity_usd: Input should be a valid number"),
     "another component's file": ("conf/execution.yml", "venue: unknown key"),
 }
 
@@ -71,7 +71,7 @@ def write_bad_files(conf: Path, outside: Path) -> None:
     )
     (conf / "typo.yml").write_text(GOOD_RISK + "max_positon_usd: 1\n")
     (conf / "range.yml").write_text(GOOD_RISK.replace("var_limit_pct: 2.0", "var_limit_pct: 250"))
-    (conf / "type.yml").write_text(GOOD_RISK.replace("min_edge_bps: 3.0", "min_edge_bps: lots"))
+    (conf / "type.yml").write_text(GOOD_RISK.replace("equity_usd: 1000000", "equity_usd: lots"))
 
 
 def request_for(case: str) -> str:
@@ -100,14 +100,14 @@ def test_every_rejection_kind_names_the_problem(home: Path, case: str) -> None:
 
 def test_a_good_request_reads_the_named_file(home: Path) -> None:
     (home / "conf" / "tight.yml").write_text(
-        GOOD_RISK.replace("max_position_usd: 50000", "max_position_usd: 10")
+        GOOD_RISK.replace("equity_usd: 1000000", "equity_usd: 10")
     )
     req = parse_request('{"component": "risk_harmoniser", "config_path": "conf/tight.yml"}')
-    assert read_request(req).max_position_usd == 10  # type: ignore[attr-defined]
+    assert read_request(req).equity_usd == 10  # type: ignore[attr-defined]
     # the three accepted spellings of a path inside conf/
     for path in ("tight.yml", str(home / "conf" / "tight.yml"), "conf/./tight.yml"):
         req = parse_request(orjson.dumps({"component": "risk_harmoniser", "config_path": path}))
-        assert read_request(req).max_position_usd == 10  # type: ignore[attr-defined]
+        assert read_request(req).equity_usd == 10  # type: ignore[attr-defined]
 
 
 def test_config_path_defaults_to_the_component_file(home: Path) -> None:
@@ -119,4 +119,4 @@ def test_config_path_defaults_to_the_component_file(home: Path) -> None:
 def test_a_symlink_inside_conf_is_fine(home: Path) -> None:
     (home / "conf" / "alias.yml").symlink_to(home / "conf" / "risk_params.yml")
     req = parse_request('{"component": "risk_harmoniser", "config_path": "conf/alias.yml"}')
-    assert read_request(req).max_position_usd == 50_000  # type: ignore[attr-defined]
+    assert read_request(req).equity_usd == 1_000_000  # type: ignore[attr-defined]
