@@ -8,9 +8,10 @@ in [0, 1], ``W_i`` the rule's weight):
 2. reliability: ``r_i = (1 - Brier_i) * exp(-ln2 * age_i / half_life)``, ``age_i`` in
    seconds since the vote was made (a waiting engine's last vote ages and fades);
 3. base weights, normalised: ``b_i = W_i r_i / sum_j W_j r_j`` (all 0 when the sum is 0:
-   nobody is reliable, nobody speaks);
-4. correlation penalty: the weights that minimise ``w'Cw + lambda * |w - b|^2`` subject
-   to ``sum w = 1`` (C: the engines' correlation matrix). Setting the gradient of the
+   nobody is reliable, nobody speaks); an engine with ``b_i = 0`` keeps ``w_i = 0``;
+4. correlation penalty, over the engines with ``b_i > 0``: the weights that minimise
+   ``w'Cw + lambda * |w - b|^2`` subject to ``sum w = 1`` (C: the engines' correlation
+   matrix, estimated from their recent signed scores, see ``VoteHistory``). Setting the gradient of the
    Lagrangian to zero gives ``(C + lambda I) w = lambda b + nu 1``, so with
    ``A = C + lambda I``: ``w = A^-1 (lambda b + nu 1)``,
    ``nu = (1 - lambda 1'A^-1 b) / (1'A^-1 1)``. Negative weights are clipped to 0 and the
@@ -142,18 +143,24 @@ def consensus(
     total = sum(raw)
     if n == 0 or total <= 0:
         return Consensus(0.0, 0.0, (0.0,) * n, rel, probs, "none")
-    if n == 1:
-        weights: tuple[float, ...] = (1.0,)
+    # Only engines with a positive base weight take part in the penalty: an engine
+    # nobody trusts (r = 0) or switched off (W = 0) must not be pulled back in.
+    active = [i for i in range(n) if raw[i] > 0]
+    full = [0.0] * n
+    if len(active) == 1:
+        full[active[0]] = 1.0
         method = "single"
     else:
-        base = [x / total for x in raw]
-        c = (
-            corr.tolist()
-            if corr is not None
-            else [[float(i == j) for j in range(n)] for i in range(n)]
-        )
+        base = [raw[i] / total for i in active]
+        if corr is None:
+            c = [[float(i == j) for j in range(len(active))] for i in range(len(active))]
+        else:
+            cm = corr.tolist()
+            c = [[cm[i][j] for j in active] for i in active]
         w, method = penalised_weights(base, c, penalty_lambda)
-        weights = tuple(w)
+        for i, w_i in zip(active, w, strict=True):
+            full[i] = w_i
+    weights = tuple(full)
     score = edge = 0.0
     for w_i, p_i, v in zip(weights, probs, votes, strict=True):
         score += w_i * (2.0 * p_i - 1.0) * _sign(v.edge_bps)

@@ -6,7 +6,8 @@ symbol and model with a time-based EWMA, ``share <- share + a (x - share)``,
 ``a = 1 - exp(-ln2 * dt / half_life_s)`` (a model not voting counts 0), so one noisy
 tick does not hand over the lead. The leader is the model with the largest smoothed
 share; a challenger takes over only when it carries at least ``margin`` times the
-incumbent's smoothed share. Every change is a ``Switch`` with its reason. Pure: no I/O.
+incumbent's smoothed share; a model a rules reload stopped routing loses its share at
+once. Every change is a ``Switch`` with its reason. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -46,10 +47,17 @@ class LeaderTracker:
         return lead.model_id if lead else None
 
     def update(
-        self, symbol: str, shares: dict[str, float], regime: str, rules_epoch: int, ts_ns: int
+        self,
+        symbol: str,
+        shares: dict[str, float],
+        regime: str,
+        rules_epoch: int,
+        ts_ns: int,
+        routed: frozenset[str] | None = None,
     ) -> Switch | None:
         """Record one message's shares (model_id -> share of |S|); a Switch if the
-        leader changed."""
+        leader changed. ``routed``: the live models the rules still route for the symbol;
+        a model dropped by a reload loses its smoothed share at once."""
         lead = self._leads.get(symbol)
         if lead is None:
             if not shares:
@@ -60,10 +68,16 @@ class LeaderTracker:
         dt_s = max(0.0, (ts_ns - lead.ts_ns) / 1e9)
         a = 1.0 - math.exp(-LN2 * dt_s / self.half_life_s)
         sm = lead.smoothed
+        if routed is not None:
+            for model_id in [m for m in sm if m not in routed]:
+                del sm[model_id]
         for model_id in sm.keys() | shares.keys():
             sm[model_id] = sm.get(model_id, 0.0) + a * (
                 shares.get(model_id, 0.0) - sm.get(model_id, 0.0)
             )
+        if not sm:
+            lead.regime, lead.rules_epoch, lead.ts_ns = regime, rules_epoch, ts_ns
+            return None
         best = max(sm, key=lambda m: (sm[m], m))
         incumbent = lead.model_id
         switch = None
@@ -82,7 +96,9 @@ class LeaderTracker:
         incumbent, sm = lead.model_id, lead.smoothed
         why = f"{best} share {sm[best]:.3f} >= {self.margin:g} x {incumbent} {sm.get(incumbent, 0.0):.3f}"
         context = []
-        if incumbent not in shares:
+        if incumbent not in sm:
+            context.append(f"{incumbent} no longer routed")
+        elif incumbent not in shares:
             context.append(f"{incumbent} not voting")
         if regime != lead.regime:
             context.append(f"regime {lead.regime}->{regime}")

@@ -89,7 +89,10 @@ class Router:
             out.extend(shadow)
             for model_id, share in route_shares.items():
                 shares[model_id] = max(share, shares.get(model_id, 0.0))
-        switch = self.leaders.update(f.symbol, shares, f.regime, self.table.epoch, f.ts_ns)
+        routed = (
+            routes[0].voters if len(routes) == 1 else frozenset().union(*(r.voters for r in routes))
+        )
+        switch = self.leaders.update(f.symbol, shares, f.regime, self.table.epoch, f.ts_ns, routed)
         leader = self.leaders.leader(f.symbol)
         for sig in live_signals:
             sig.leading_model = leader

@@ -29,6 +29,7 @@ class Route:
     models: tuple[str, ...]  # every model this route runs, live and shadow, in rule order
     live: dict[str, tuple[tuple[str, float], ...]]  # regime -> approved (model_id, weight)
     shadow: dict[str, tuple[str, ...]]  # regime -> approved shadow model ids
+    voters: frozenset[str]  # live models that can vote in some regime
 
 
 class RoutingTable:
@@ -56,8 +57,16 @@ class RoutingTable:
             shadow[regime] = tuple(mw.id for mw in ok if mw.shadow)
         # A live model with weight 0 is switched off: it is not even run.
         models = tuple(mw.id for mw in rule.models if mw.shadow or mw.weight > 0)
+        voters = frozenset(m for regime_live in live.values() for m, _ in regime_live)
         return Route(
-            index, rule.pattern, rule.horizon, horizon_ns(rule.horizon), models, live, shadow
+            index,
+            rule.pattern,
+            rule.horizon,
+            horizon_ns(rule.horizon),
+            models,
+            live,
+            shadow,
+            voters,
         )
 
     def _matches(self, kind: str, pattern: str, symbol: str) -> bool:
