@@ -94,10 +94,10 @@ class LeaderTracker:
         self, lead: _Lead, shares: dict[str, float], best: str, regime: str, epoch: int
     ) -> str:
         incumbent, sm = lead.model_id, lead.smoothed
-        why = f"{best} share {sm[best]:.3f} >= {self.margin:g} x {incumbent} {sm.get(incumbent, 0.0):.3f}"
+        why = f"{best} share {sm[best]:.3g} >= {self.margin:g} x {incumbent} {sm.get(incumbent, 0.0):.3g}"
         context = []
         if incumbent not in sm:
-            context.append(f"{incumbent} no longer routed")
+            context.append(f"{incumbent} no longer routed by the rules")
         elif incumbent not in shares:
             context.append(f"{incumbent} not voting")
         if regime != lead.regime:

@@ -172,7 +172,8 @@ def test_gate_std_is_the_std_of_the_last_window_scores(scores: list[float], wind
     gate = ScoreGate(k=1.0, window=window, min_samples=2)
     for s in scores:
         gate.judge(s)
-    assert gate.std() == pytest.approx(float(np.std(scores[-window:])), abs=1e-9)
+    # sqrt amplifies the rounding of the running sums near 0: 1e-6 is far below any S
+    assert gate.std() == pytest.approx(float(np.std(scores[-window:])), abs=1e-6)
 
 
 def test_vote_history_correlation() -> None:
