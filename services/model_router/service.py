@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from services.model_router import metrics as mm
 from services.model_router.config import RouterRules
 from services.model_router.router import CONSENSUS_ID, Router
+from services.model_router.routing import Route
 from shared.bus import Entry, Outbox
 from shared.config import ComponentConfig
 from shared.messages import FEATURES, Features, RouterSwitch, Signal
@@ -31,6 +32,10 @@ class ModelRouter(Service):
         assert isinstance(config, RouterRules)
         self.router.reload(config)
         self.config = config
+
+    def routes(self, symbol: str) -> tuple[Route, ...]:
+        """The cached routing decision for ``symbol`` (what ``make bench`` times as route_us)."""
+        return self.router.table.routes(symbol)
 
     def on_message(self, entry: Entry, out: Outbox) -> None:
         f = entry.message
