@@ -33,18 +33,12 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-admin-token"
 
-# Router rule files and how many signals each makes per features entry.
-ONE_MODEL = "rules:\n  - {pattern: '*', horizon: 1m, models: [{id: book_pressure}]}\n"
-TWO_MODELS = (
-    "rules:\n  - {pattern: '*', horizon: 1m, models: [{id: book_pressure}, {id: ma_momentum}]}\n"
-)
-THREE_SIGNALS = TWO_MODELS + "  - {pattern: '*', horizon: 5m, models: [{id: ma_momentum}]}\n"
-RULE_FILES = {
-    "one.yml": (ONE_MODEL, 1),
-    "two.yml": (TWO_MODELS, 2),
-    "three.yml": (THREE_SIGNALS, 3),
-}
-SEED_SIGNALS = 2  # conf/model_router_rules.yml: book_pressure and ma_momentum on "*"
+# Router rule files and how many signals each makes per features entry: one consensus
+# signal per matched rule and horizon (no shadow models, so nothing else on `signals`).
+ONE = "rules:\n  - {pattern: '*', horizon: 1m, models: [{id: book_pressure}]}\n"
+TWO = ONE + "  - {pattern: '*', horizon: 5m, models: [{id: ma_momentum}]}\n"
+THREE = TWO + "  - {pattern: '*', horizon: 15m, models: [{id: book_pressure}, {id: ma_momentum}]}\n"
+RULE_FILES = {"one.yml": (ONE, 1), "two.yml": (TWO, 2), "three.yml": (THREE, 3)}
 
 
 @pytest.fixture
@@ -74,7 +68,8 @@ class RecordingRouter(ModelRouter):
         super().on_message(entry, out)
         self.handled_twice += entry.entry_id in self.version_of
         self.version_of[entry.entry_id] = self.config_version
-        self.signals_of[entry.entry_id] = len(out.messages) - before
+        made = out.messages[before:]
+        self.signals_of[entry.entry_id] = sum(stream == SIGNALS for stream, _ in made)
         self._batch.add(self.config_version)
 
     def on_batch_end(self, out: Outbox) -> None:
@@ -122,10 +117,13 @@ async def listening(r: Redis, channel: str) -> bool:
 async def test_reloads_while_1000_entries_per_s_flow_lose_nothing(
     r: Redis, redis_url: str, home: Path
 ) -> None:
-    reloads = ["one.yml", "three.yml", "two.yml", "one.yml", "three.yml"]
+    reloads = ["three.yml", "two.yml", "one.yml", "three.yml", "two.yml"]
     async with running(ParameterServer(), redis_url), running(RecordingRouter(), redis_url) as mr:
         await wait_for(lambda: listening(r, PARAM_RELOAD), what="param.reload subscriber")
-        await wait_for(lambda: mr.config_version == 1, what="seed applied")
+        # Version 2 (one.yml) before the flow starts, so every count below is known.
+        reload_one = {"component": "model_router", "config_path": "conf/one.yml"}
+        await r.publish(PARAM_RELOAD, orjson.dumps(reload_one))
+        await wait_for(lambda: mr.config_version == 2, what="version 2 applied")
 
         async def reload_during_flow() -> None:
             for name in reloads:
@@ -147,10 +145,10 @@ async def test_reloads_while_1000_entries_per_s_flow_lose_nothing(
     assert await r.xlen(DLQ) == 0
     # Each message ran under one version, and produced what that version's rules say.
     sources = {v.version: v.source for v in await history(r, "model_router")}
-    assert sources == {1: "seed:conf/model_router_rules.yml"} | {
-        i + 2: f"reload:conf/{name}" for i, name in enumerate(reloads)
+    assert sources == {1: "seed:conf/model_router_rules.yml", 2: "reload:conf/one.yml"} | {
+        i + 3: f"reload:conf/{name}" for i, name in enumerate(reloads)
     }
-    expected = {1: SEED_SIGNALS} | {i + 2: RULE_FILES[n][1] for i, n in enumerate(reloads)}
+    expected = {2: 1} | {i + 3: RULE_FILES[n][1] for i, n in enumerate(reloads)}
     wrong = [i for i in ids if mr.signals_of[i] != expected[mr.version_of[i]]]
     assert wrong == []
     assert await r.xlen(SIGNALS) == sum(mr.signals_of.values())
@@ -159,7 +157,7 @@ async def test_reloads_while_1000_entries_per_s_flow_lose_nothing(
     in_order = [mr.version_of[i] for i in ids]
     assert in_order == sorted(in_order)
     assert set(in_order) == set(expected)
-    assert mr.config_version == 1 + len(reloads)
+    assert mr.config_version == 2 + len(reloads)
 
 
 async def test_concurrent_reloads_end_with_one_consistent_version_everywhere(
