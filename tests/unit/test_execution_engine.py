@@ -26,7 +26,9 @@ def cfg(**over: Any) -> ExecutionConfig:
         "taker_fee_bps": 2.0,
         "maker_fee_bps": -0.5,
         "max_participation_pct": 100.0,
-        "strategies": StrategyRules(enabled=False, **rules) if not rules else StrategyRules(**rules),
+        "strategies": StrategyRules(enabled=False, **rules)
+        if not rules
+        else StrategyRules(**rules),
     }
     base.update(over)
     return ExecutionConfig(**base)
