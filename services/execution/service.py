@@ -3,7 +3,7 @@ and ``rejections`` out. Wiring only: the maths live in ``engine`` and its module
 durable state in ``store``.
 
 Idempotent by ``order_id`` (a seen order is skipped; fills are written by a
-compare-and-set on their sequence number), working orders survive restarts, and
+check of their sequence number in the same transaction), working orders survive restarts, and
 ``trading.control`` halt/flatten cancel and close within the control handler.
 """
 
@@ -19,11 +19,10 @@ from services.execution import store
 from services.execution.config import ExecutionConfig
 from services.execution.engine import ExecutionEngine, Outputs
 from services.execution.positions import total_pnl_usd
-from shared import metrics as m
 from shared.bus import TRANSIENT_ERRORS, Entry, Outbox
 from shared.config import ComponentConfig
 from shared.control import ControlCommand
-from shared.messages import FILLS, MD_TICKS, ORDERS, Order, Tick
+from shared.messages import MD_TICKS, ORDERS, Order, Tick
 from shared.service import Service
 
 # Kept for callers of the old module layout.
@@ -44,6 +43,8 @@ class Execution(Service):
         self._written: list[Outputs] = []
         self._state_stale = False  # a failed write left memory ahead of Redis
         self._timer: asyncio.Task[None] | None = None
+        self.fills = 0  # written since start (health; bench reads it)
+        self.rejections = 0
         self._fill_rate: dict[str, tuple[float, float]] = {}  # symbol -> (ordered, filled)
 
     # ---- start and state ---------------------------------------------------------------
@@ -156,15 +157,15 @@ class Execution(Service):
     def _record(self, written: list[Outputs]) -> None:
         for o in written:
             for f in o.fills:
+                self.fills += 1
                 xm.FILLS.labels(f.symbol, f.liquidity, f.strategy).inc()
                 xm.FILLED_QTY.labels(f.symbol).inc(f.qty)
                 xm.FEES_USD.labels(f.symbol).inc(f.fee)
                 xm.SLIPPAGE_BPS.labels(f.symbol).observe(f.slippage_bps)
                 if f.time_to_fill_ms is not None:
                     xm.TIME_TO_FILL.labels(f.symbol).observe(max(f.time_to_fill_ms, 0) / 1e3)
-            if o.fills:
-                m.PRODUCED.labels(self.name, FILLS).inc(len(o.fills))
             for rej in o.rejections:
+                self.rejections += 1
                 xm.REJECTIONS.labels(rej.symbol, rej.reason).inc()
             for c in o.completed:
                 xm.ORDERS.labels(c.symbol, c.outcome).inc()
@@ -189,6 +190,8 @@ class Execution(Service):
         books = self.engine.books
         total = total_pnl_usd(books)
         return {
+            "fills": self.fills,
+            "rejections": self.rejections,
             "working_orders": len(self.engine.working),
             "positions": {s: round(b.qty, 8) for s, b in books.items() if b.qty},
             "pnl_usd": round(total, 2),

@@ -40,16 +40,35 @@ FILL_SEQ_KEY = f"{BASE}:fill_seq"
 ACCOUNT_KEY = f"{BASE}:account"
 EQUITY_KEY = f"{BASE}:equity"
 
-# XADD a fill only if its sequence number is new for the order: compare-and-set inside
-# the transaction, so two replicas (or a redelivery racing a slow consumer) can never
-# write the same fill twice.
-XADD_FILL_IF_NEW = """
-local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-local seq = tonumber(ARGV[2])
-if cur >= seq then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], seq)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
-return 1
+# The batch's fills were XADDed just before this runs, in the same MULTI/EXEC (nothing
+# interleaves). A fill whose sequence number is not new for its order was already
+# written (a second replica, or a redelivery racing a slow consumer): delete this copy,
+# found among the ARGV[1] newest entries (exactly this batch's fills). Readers never see
+# it: the transaction is atomic. Otherwise record the sequence number.
+DEDUPE_FILLS = """
+local recent = nil
+local removed = 0
+for i = 2, #ARGV, 3 do
+  local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
+  local seq = tonumber(ARGV[i + 1])
+  if cur >= seq then
+    if not recent then
+      recent = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[1])
+    end
+    for _, e in ipairs(recent) do
+      local f = e[2]
+      for j = 1, #f, 2 do
+        if f[j] == 'fill_id' and f[j + 1] == ARGV[i + 2] then
+          redis.call('XDEL', KEYS[2], e[1])
+          removed = removed + 1
+        end
+      end
+    end
+  else
+    redis.call('HSET', KEYS[1], ARGV[i], seq)
+  end
+end
+return removed
 """
 
 # Keep the dedupe record bounded: drop the oldest orders beyond ARGV[1].
@@ -69,12 +88,12 @@ return #ids
 
 def queue_writes(o: Outputs, engine: ExecutionEngine, out: Outbox, maxlen: int) -> None:
     """Queue everything ``o`` changed into the batch's transaction."""
-    for f in o.fills:
-        flat: list[Any] = []
-        for k, v in f.to_fields().items():
-            flat += [k, v]
-        args = (f.order_id, f.fill_seq, maxlen, *flat)
-        out.call(partial(_eval, XADD_FILL_IF_NEW, (FILL_SEQ_KEY, FILLS), args))
+    if o.fills:
+        args: list[Any] = [len(o.fills)]
+        for f in o.fills:
+            out.emit(f)
+            args += [f.order_id, f.fill_seq, f.fill_id]
+        out.call(partial(_eval, DEDUPE_FILLS, (FILL_SEQ_KEY, FILLS), tuple(args)))
     for rej in o.rejections:
         out.emit(rej)
     for pos in o.positions:

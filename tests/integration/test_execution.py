@@ -180,8 +180,11 @@ async def test_a_fill_written_twice_lands_once(redis_url: str, r: Redis) -> None
         fill_seq=1,
     )
     bus = Bus(r, "execution", (), BusSettings())
-    for _ in range(2):
+    second = fill.model_copy(update={"fill_id": "f2", "fill_seq": 2})
+    for batch in ([fill], [fill, second]):  # the retry also carries a new fill
         out = Outbox()
-        store.queue_writes(Outputs(fills=[fill]), svc.engine, out, 1000)
+        store.queue_writes(Outputs(fills=batch), svc.engine, out, 1000)
         await bus.commit(out, [])
-    assert await r.xlen(FILLS) == 1
+    entries = await r.xrange(FILLS)
+    assert [f["fill_id"] for _, f in entries] == ["f1", "f2"]
+    assert await r.hget(store.FILL_SEQ_KEY, "o") == "2"
