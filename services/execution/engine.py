@@ -71,6 +71,7 @@ class ExecutionEngine:
         self.books: dict[str, PositionBook] = {}
         self.account = Account(cfg.starting_equity_usd)
         self.working: dict[str, WorkingOrder] = {}
+        self.by_symbol: dict[str, dict[str, WorkingOrder]] = {}  # index of ``working``
         self.done: OrderedDict[str, str] = OrderedDict()
         self.recent: dict[str, deque[tuple[int, Side]]] = {}
         self.tick_wall: dict[str, tuple[int, int]] = {}  # symbol -> (tick ts_ns, wall ns seen)
@@ -78,6 +79,16 @@ class ExecutionEngine:
         self.last_equity_ns = 0
 
     # ---- inputs ------------------------------------------------------------------------
+
+    def restore(self, working: dict[str, WorkingOrder]) -> None:
+        """Working orders read back from Redis at start."""
+        self.working, self.by_symbol = {}, {}
+        for w in working.values():
+            self._add(w)
+
+    def _add(self, w: WorkingOrder) -> None:
+        self.working[w.order_id] = w
+        self.by_symbol.setdefault(w.symbol, {})[w.order_id] = w
 
     def seen(self, order_id: str) -> bool:
         return order_id in self.done or order_id in self.working
@@ -112,7 +123,7 @@ class ExecutionEngine:
             self.cfg.strategies,
         )
         w = new_working(order, strategy, self.cfg, wall_ns)
-        self.working[w.order_id] = w
+        self._add(w)
         out.working_put[w.order_id] = w
         self._advance(w, out)
 
@@ -130,7 +141,8 @@ class ExecutionEngine:
                 self._snapshot(tick.symbol, tick.ts_ns, tick.trace_ts_ns, out)
         if trading.halted:
             return  # nothing fills after a halt
-        for w in [w for w in self.working.values() if w.symbol == tick.symbol]:
+        due = [w for w in self.by_symbol.get(tick.symbol, {}).values() if w.due_ns <= tick.ts_ns]
+        for w in due:  # an order due at or before this tick can act: its quote is known
             self._advance(w, out)
 
     def on_timer(self, wall_ns: int, trading: TradingState, out: Outputs) -> None:
@@ -194,7 +206,7 @@ class ExecutionEngine:
                 expires_ns=at_ns + 1,
                 due_ns=at_ns,
             )
-            self.working[order_id] = w
+            self._add(w)
             self._act(w, q, at_ns, out)
             if order_id in self.working:  # nothing displayed to take: say so
                 self._cancel(w, "flatten_no_liquidity", at_ns, out)
@@ -302,6 +314,7 @@ class ExecutionEngine:
 
     def _finish(self, w: WorkingOrder, outcome: str, out: Outputs) -> None:
         self.working.pop(w.order_id, None)
+        self.by_symbol.get(w.symbol, {}).pop(w.order_id, None)
         out.working_put.pop(w.order_id, None)
         out.working_del.add(w.order_id)
         out.completed.append(Completed(w.symbol, w.qty, w.filled_qty, outcome))

@@ -102,6 +102,7 @@ class Execution(Service):
             self.engine.halt(time.time_ns(), self._batch)
         self._flush(self._batch, out)
         self._written = [self._batch]
+        self._batch = Outputs()  # a batch's outputs are flushed exactly once
 
     def on_control(self, cmd: ControlCommand, out: Outbox) -> None:
         """halt: cancel every working order; flatten: that, then close every position

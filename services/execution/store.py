@@ -140,7 +140,7 @@ async def load(r: Redis, engine: ExecutionEngine) -> None:
     raw_books: dict[str, str] = await r.hgetall(POSITIONS_KEY)  # type: ignore[misc,assignment]
     engine.books = {s: PositionBook(**orjson.loads(b)) for s, b in raw_books.items()}
     raw_working: dict[str, str] = await r.hgetall(WORKING_KEY)  # type: ignore[misc,assignment]
-    engine.working = {k: WorkingOrder(**orjson.loads(v)) for k, v in raw_working.items()}
+    engine.restore({k: WorkingOrder(**orjson.loads(v)) for k, v in raw_working.items()})
     newest: list[str] = await r.zrange(DONE_INDEX_KEY, -engine.cfg.done_orders_max, -1)  # type: ignore[assignment]
     outcomes: list[str | None] = (
         await r.hmget(ORDERS_DONE_KEY, newest) if newest else []  # type: ignore[misc,arg-type,assignment]

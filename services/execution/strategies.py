@@ -13,7 +13,7 @@ pure: it prices one act and never looks at any quote other than the one given.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from services.execution import fill_model as fm
@@ -89,7 +89,10 @@ class WorkingOrder:
         return self.remaining <= QTY_EPS * max(1.0, self.qty)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in _WORKING_FIELDS}
+
+
+_WORKING_FIELDS = tuple(f.name for f in fields(WorkingOrder))
 
 
 def new_working(
