@@ -373,11 +373,16 @@ class Service:
                 await self._sync_config()
                 await self._sync_trading()
                 delay = 0.05
+                synced = time.monotonic()
                 while not self.stopping:
                     msg = await pubsub.get_message(timeout=0.5)
-                    if msg is None:
-                        continue
-                    await self._on_pubsub(msg["channel"], msg["data"])
+                    if msg is not None:
+                        await self._on_pubsub(msg["channel"], msg["data"])
+                    if time.monotonic() - synced > 1.0:
+                        # Pub/sub is at-most-once: a dropped note must not leave this
+                        # service on an old version, so converge on the current one anyway.
+                        await self._sync_config()
+                        synced = time.monotonic()
             except TRANSIENT_ERRORS as exc:
                 self._redis_up(False, exc)
                 await self._sleep(delay)
@@ -393,8 +398,13 @@ class Service:
         if channel == PARAM_UPDATED:
             try:
                 note = orjson.loads(data)
+                if not isinstance(note, dict):
+                    raise TypeError("not a JSON object")
                 if note.get("component") == self.comp:
-                    await self._sync_config(int(note["version"]))
+                    int(note["version"])  # well-formed, else ignored
+                    # Take the current version, not the announced one: in a burst of
+                    # reloads this skips straight to the last (later notes are no-ops).
+                    await self._sync_config()
             except (ValueError, KeyError, TypeError) as exc:
                 self.log.warning("ignored malformed param.updated %r: %s", data[:200], exc)
         elif channel == TRADING_CONTROL:
@@ -412,9 +422,12 @@ class Service:
         stored = await fetch_version(self.r, self.comp, version)
         if stored is None or stored.version <= self.config_version:
             return
+        if stored.version == getattr(self, "_refused_version", None):
+            return  # refused once already: say so once, not at every resync
         try:
             cfg = validate(self.comp, stored.config)
         except ConfigError as exc:
+            self._refused_version = stored.version
             self.log.error("version %d refused: %s", stored.version, exc)
             await self.r.publish(
                 PARAM_REJECTED,
