@@ -209,6 +209,10 @@ def validate(component: str, doc: dict[str, Any]) -> ComponentConfig:
         return schema.model_validate(doc)
     except ValidationError as exc:
         raise ConfigError(describe_errors(component, exc)) from None
+    except (TypeError, KeyError, AttributeError, ArithmeticError) as exc:
+        # A schema's own validator tripped on an odd value (a list where a name was
+        # expected, say): still a rejection with a reason, never an escaping exception.
+        raise ConfigError(f"{component}: invalid document ({type(exc).__name__}: {exc})") from None
 
 
 def load_file(component: str, path: str | None = None) -> ComponentConfig:
