@@ -171,3 +171,14 @@ def test_trading_control_messages_parse_or_raise_value_error(raw: str | bytes) -
         return
     assert isinstance(cmd, ControlCommand)
     assert cmd.action in ("halt", "resume", "flatten", "reduce")
+
+
+def test_a_validator_tripping_on_an_odd_type_is_a_config_error() -> None:
+    """Found by the fuzz above: risk_harmoniser's preset validator raised a bare
+    TypeError (unhashable list) out of validate()."""
+    try:
+        validate("risk_harmoniser", {"preset": []})
+    except ConfigError as exc:
+        assert str(exc).startswith("risk_harmoniser: ")
+    else:
+        raise AssertionError("a list as preset was accepted")

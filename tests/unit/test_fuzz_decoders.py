@@ -99,6 +99,14 @@ VALID: dict[str, dict[str, str]] = {
         "reason": "edge_below_threshold",
         "trading_state": "ACTIVE",
     },
+    "events": {
+        "symbol": "BTC-USD",
+        "ts_ns": NOW,
+        "action": "buy",
+        "size_usd": "100",
+        "price": "100",
+        "engine_votes": '{"m": {"edge_bps": 2.5}}',
+    },
     "dlq": {
         "source_stream": "orders",
         "entry_id": "1-0",
@@ -266,13 +274,18 @@ def test_no_decodable_entry_makes_a_handler_raise(cases: list[tuple[str, dict[st
 
 EXTREMES = ("1e308", "-1e308", "5e-324", "-5e-324", "0", "1" + "0" * 400, "-" + "1" * 30)
 
-# Found by this test in the minimal execution service and reported on issue 7 (its
-# owner rewrites the fill model): an order of 1e308 units, or decided at a price of
-# 5e-324, makes an infinite fee or slippage, so the handler raises and the batch waits
-# for the poison path. Remove the entries once fixed; a new failure still fails here.
+# Found by this test in the services as merged (reported to their owners, issues 5 and
+# 8): a fill of 1e308 units or at a price of 5e-324 makes telemetry's Event carry an
+# infinite size or cost, and a signal whose horizon is "1e400" (in seconds) makes an
+# infinite risk cost: the handler raises, and the batch waits for the poison path.
+# Remove entries once fixed; any new failure still fails here.
 KNOWN_HANDLER_FAILURES = {
-    ("execution", "orders", "qty", "1e308"),
-    ("execution", "orders", "decision_price", "5e-324"),
+    ("telemetry", "fills", "fee", "1e308"),
+    ("telemetry", "fills", "fee", "-1e308"),
+    ("telemetry", "fills", "price", "5e-324"),
+    ("telemetry", "fills", "qty", "1e308"),
+    ("telemetry", "fills", "qty", "5e-324"),
+    ("risk_harmoniser", "signals", "horizon", "1" + "0" * 400),
 }
 
 
