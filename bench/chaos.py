@@ -146,8 +146,14 @@ class Chaos:
         )
         # Frozen while blocked in XREADGROUP, it still gets entries delivered: they sit
         # in its pending list until someone claims them.
-        replica.send_signal(signal.SIGSTOP)
-        s.wait(lambda: s.consumer_pending("features", "model_router", consumer) > 0, 30, "held")
+        for _ in range(20):  # frozen outside XREADGROUP it gets nothing: thaw and retry
+            replica.send_signal(signal.SIGSTOP)
+            try:
+                s.wait(lambda: s.consumer_pending("features", "model_router", consumer) > 0, 2, "")
+                break
+            except TimeoutError:
+                replica.send_signal(signal.SIGCONT)
+                time.sleep(0.3)
         held = s.consumer_pending("features", "model_router", consumer)
         replica.kill()
         replica.wait()
