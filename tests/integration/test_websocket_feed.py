@@ -25,16 +25,27 @@ SYMBOLS = {"btcusdt": "BTC-USDT"}
 
 def frame(u: int, bid: str, ask: str) -> str:
     # The documented spot format: decimal strings, no event time.
-    return orjson.dumps({"u": u, "s": "BTCUSDT", "b": bid, "B": "1.5", "a": ask, "A": "2.0"}).decode()
+    return orjson.dumps(
+        {"u": u, "s": "BTCUSDT", "b": bid, "B": "1.5", "a": ask, "A": "2.0"}
+    ).decode()
 
 
 def test_parse_documented_frames() -> None:
     q = parse_book_ticker(frame(1, "65000.10", "65000.20"), SYMBOLS, recv_ts_ns=123)
     assert q is not None
-    assert (q.symbol, q.bid, q.ask, q.bid_size, q.ask_size) == ("BTC-USDT", 65000.1, 65000.2, 1.5, 2.0)
+    assert (q.symbol, q.bid, q.ask, q.bid_size, q.ask_size) == (
+        "BTC-USDT",
+        65000.1,
+        65000.2,
+        1.5,
+        2.0,
+    )
     assert (q.ts_ns, q.recv_ts_ns, q.source) == (123, 123, "binance")  # no "E": receive time
     wrapped = orjson.dumps(
-        {"stream": "btcusdt@bookTicker", "data": {**orjson.loads(frame(2, "1", "2")), "E": 1700000000000}}
+        {
+            "stream": "btcusdt@bookTicker",
+            "data": {**orjson.loads(frame(2, "1", "2")), "E": 1700000000000},
+        }
     )
     q2 = parse_book_ticker(wrapped, SYMBOLS, recv_ts_ns=5)
     assert q2 is not None and q2.ts_ns == 1_700_000_000_000 * 1_000_000
