@@ -106,6 +106,16 @@ class FeatureBus(Service):
             out.call(op)
         self._session_counts = {}
 
+    def features_of(self, quotes: list[RawQuote]) -> list[Message]:
+        """Ticks and features of ``quotes`` through the one path, without I/O (the
+        in-process benchmark uses it); rejected quotes are counted, not returned."""
+        out: list[Message] = []
+        dead: list[DeadLetter] = []
+        for q in quotes:
+            self.handle_quote(q, out, dead)
+        self.dead_lettered += len(dead)
+        return out
+
     # ---- sources ------------------------------------------------------------------------
 
     async def run_source(self) -> None:

@@ -124,3 +124,5 @@ class SyntheticMarket:
             walk = self.walks[self._i % len(self.walks)]
             self._i += 1
             yield walk.step(ts_ns + k)
+
+    ticks = quotes  # the former name, still used by bench/micro.py
