@@ -105,7 +105,7 @@ async def exchange() -> AsyncIterator[tuple[Exchange, str]]:
 
 
 def params(url: str) -> WebsocketParams:
-    return WebsocketParams(url=url, symbols=SYMBOLS, stale_s=0.5, backoff_initial_s=0.05)
+    return WebsocketParams(url=url, symbols=SYMBOLS, stale_s=1.5, backoff_initial_s=0.05)
 
 
 async def test_feed_survives_garbage_and_a_dropped_connection() -> None:
