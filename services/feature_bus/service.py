@@ -119,11 +119,15 @@ class FeatureBus(Service):
     # ---- sources ------------------------------------------------------------------------
 
     async def run_source(self) -> None:
-        if self.config.source == "synthetic":
-            await self._run_synthetic()
-        elif self.config.source == "websocket":
-            await self._run_websocket()
-        # "replay": nothing of our own; md.raw is read by the consume loop.
+        """The configured source; a hot-reloaded ``source`` switches between them."""
+        while not self.stopping:
+            if self.config.source == "synthetic":
+                await self._run_synthetic()
+            elif self.config.source == "websocket":
+                await self._run_websocket()
+            else:  # "replay": nothing of our own; md.raw is read by the consume loop
+                self.beat()
+                await asyncio.sleep(0.2)
 
     async def _emit(self, quotes: list[RawQuote]) -> None:
         out: list[Message] = []

@@ -42,3 +42,12 @@ async def test_synthetic_source_and_md_raw_share_one_path(redis_url: str, r: Red
 
 async def _at_least(r: Redis, stream: str, n: int) -> bool:
     return int(await r.xlen(stream)) >= n
+
+
+async def test_a_reloaded_source_takes_over_without_a_restart(redis_url: str, r: Redis) -> None:
+    cfg = load_file("feature_bus").model_copy(update={"source": "replay", "ticks_per_s": 0.0})
+    async with running(FeatureBus(cfg), redis_url) as svc:
+        await wait_for(lambda: svc.ready.is_set(), what="ready")
+        assert await r.xlen(FEATURES) == 0  # replay mode: nothing of its own
+        svc.on_config(cfg.model_copy(update={"source": "synthetic"}))
+        await wait_for(lambda: _at_least(r, FEATURES, 100), what="synthetic features")
