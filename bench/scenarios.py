@@ -11,7 +11,8 @@ import redis
 
 from bench.micro import per_call_us
 from bench.stack import BenchStack
-from shared.config import ComponentConfig, store_version
+from services.risk_harmoniser.config import deep_merge
+from shared.config import ComponentConfig, store_version, validate
 from shared.messages import PARAM_UPDATED
 
 # ---- configs -----------------------------------------------------------------------------
@@ -23,13 +24,24 @@ def bench_configs(configs: dict[str, ComponentConfig], *, ticks_per_s: float) ->
     out = dict(configs)
     out["feature_bus"] = configs["feature_bus"].model_copy(update={"ticks_per_s": ticks_per_s})
     risk = configs["risk_harmoniser"]
-    out["risk_harmoniser"] = risk.model_copy(update=_risk_overrides(risk))
+    out["risk_harmoniser"] = validate(
+        "risk_harmoniser", deep_merge(risk.model_dump(mode="json"), RISK_OVERRIDES)
+    )
     return out
 
 
-def _risk_overrides(risk: ComponentConfig) -> dict[str, Any]:
-    wanted = {"min_edge_bps": 0.0, "min_order_usd": 1.0, "safety_margin_bps": -1e6}
-    return {k: v for k, v in wanted.items() if k in type(risk).model_fields}
+# No cost gate, band, cooldown or rate limit: (nearly) every signal becomes an order.
+RISK_OVERRIDES: dict[str, Any] = {
+    "costs": {
+        "round_trip": False,
+        "safety_margin_bps": 0.0,
+        "impact_coeff_bps": 0.0,
+        "latency_ms": 0.0,
+        "venues": {"paper": {"taker_fee_bps": 0.0}},
+    },
+    "sizing": {"min_order_usd": 0.0, "rebalance_band_pct": 0.0},
+    "pretrade": {"max_orders_per_s": 1e9, "symbol_cooldown_ms": 0.0},
+}
 
 
 def store_configs(url: str, configs: dict[str, ComponentConfig]) -> None:
@@ -54,26 +66,15 @@ def micro(configs: dict[str, ComponentConfig]) -> dict[str, float]:
     """blend_us, size_us, route_us: median time per call of the pure cores."""
     from services.model_router.service import ModelRouter
     from services.risk_harmoniser.blend import blend
-    from services.risk_harmoniser.sizing import target_position_usd
-    from shared.messages import Signal
+    from services.risk_harmoniser.sizing import bench_inputs, size
 
-    now = time.time_ns()
-    signals = [
-        Signal(
-            symbol="BTC-USD",
-            ts_ns=now - i * 1_000_000,
-            model_id=f"m{i}",
-            horizon="1m",
-            edge_bps=3.0 + i,
-            confidence=0.5 + i / 10,
-        )
-        for i in range(4)
-    ]
-    risk = configs["risk_harmoniser"]
+    # (edge_bps, confidence, age_s) of 4 models; half-life 5 s, noise 7 bps, prior 10 bps
+    signals = tuple((3.0 + i, 0.5 + i / 10, i * 0.001) for i in range(4))
+    size_args = bench_inputs()
     router = ModelRouter(configs["model_router"])
     return {
-        "blend_us": round(per_call_us(lambda: blend(signals, now, 2_000_000_000)), 3),
-        "size_us": round(per_call_us(lambda: target_position_usd(7.5, risk)), 3),  # type: ignore[arg-type]
+        "blend_us": round(per_call_us(lambda: blend(signals, 5.0, 7.0, 10.0)), 3),
+        "size_us": round(per_call_us(lambda: size(*size_args)), 3),
         "route_us": round(per_call_us(lambda: router.routes("BTC-USD")), 3),
     }
 
