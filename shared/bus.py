@@ -273,6 +273,21 @@ class Bus:
 
     # ---- observing -----------------------------------------------------------------
 
+    async def max_group_lag(self, streams: Iterable[str]) -> int:
+        """The largest lag of any consumer group on ``streams`` (entries not yet delivered;
+        Redis >= 7 only: 0 where Redis does not know)."""
+        worst = 0
+        for stream in streams:
+            try:
+                groups = await self.r.xinfo_groups(stream)
+            except ResponseError:
+                continue  # no such stream yet
+            for g in groups:
+                lag = g.get("lag")
+                if lag is not None:
+                    worst = max(worst, int(lag))
+        return worst
+
     async def lag(self) -> dict[str, tuple[int, int]]:
         """stream -> (lag, pending) of this group. Lag needs Redis >= 7; else -1."""
         out: dict[str, tuple[int, int]] = {}

@@ -103,6 +103,12 @@ class FeatureBusConfig(ComponentConfig):
         default=50.0, ge=0, description="total over all symbols; 0 = as fast as possible"
     )
     max_batch_ticks: int = Field(default=500, ge=1, le=10_000)
+    max_downstream_lag: int = Field(
+        default=20_000,
+        ge=0,
+        description="the synthetic source waits while any consumer group on md.ticks, "
+        "features, signals or orders lags more than this (0 = never wait)",
+    )
     regime_ticks: int = Field(
         default=300, ge=10, description="mean length of a synthetic regime, per symbol"
     )
@@ -114,6 +120,10 @@ class FeatureBusConfig(ComponentConfig):
 
     @model_validator(mode="after")
     def _bounded(self) -> FeatureBusConfig:
+        if self.max_downstream_lag >= self.bus.maxlen:
+            raise ValueError(
+                "max_downstream_lag must be below bus.maxlen, or ticks are trimmed unread"
+            )
         if self.replay.max_lag_entries >= self.bus.maxlen:
             raise ValueError(
                 "replay.max_lag_entries must be below bus.maxlen, or md.raw is trimmed unread"

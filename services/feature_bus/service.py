@@ -20,8 +20,21 @@ from services.feature_bus.websocket import SOURCE as WS_SOURCE
 from services.feature_bus.websocket import BookTickerFeed
 from shared.bus import Entry, Outbox, dead_letter
 from shared.config import KEY_PREFIX, ComponentConfig
-from shared.messages import DLQ, MD_RAW, DeadLetter, Message, RawQuote
+from shared.messages import (
+    DLQ,
+    FEATURES,
+    MD_RAW,
+    MD_TICKS,
+    ORDERS,
+    SIGNALS,
+    DeadLetter,
+    Message,
+    RawQuote,
+)
 from shared.service import Service
+
+# The streams whose consumers the synthetic source waits for (backpressure).
+DOWNSTREAM = (MD_TICKS, FEATURES, SIGNALS, ORDERS)
 
 # Per replay session counters (published, dlq, flagged), read by the replay summary.
 SESSION_KEY = KEY_PREFIX + ":feature_bus:session:{}"
@@ -42,6 +55,8 @@ class FeatureBus(Service):
         self.ticks_published = 0
         self.feed: BookTickerFeed | None = None
         self._session_counts: dict[str, dict[str, int]] = {}
+        self._lag_checked = 0.0
+        self._lag_full = False
 
     def on_config(self, config: ComponentConfig) -> None:
         assert isinstance(config, FeatureBusConfig)
@@ -157,10 +172,26 @@ class FeatureBus(Service):
                 n = min(due, self.config.max_batch_ticks)
             else:
                 n = self.config.max_batch_ticks
+            if await self._downstream_full():
+                await asyncio.sleep(0.005)
+                continue
             await self._emit(list(self.market.quotes(n, time.time_ns())))
             sent += n
             if rate > 0 and due > 10 * self.config.max_batch_ticks:
                 started, sent = time.monotonic(), 0  # far behind (a Redis outage): do not burst
+
+    async def _downstream_full(self) -> bool:
+        """Backpressure for the synthetic source: as fast as the pipeline takes, not
+        faster (lag is read at most every 50 ms; the live feed is never held back)."""
+        limit = self.config.max_downstream_lag
+        if not limit:
+            return False
+        now = time.monotonic()
+        if now - self._lag_checked < 0.05:
+            return self._lag_full
+        self._lag_checked = now
+        self._lag_full = await self.bus.max_group_lag(DOWNSTREAM) > limit
+        return self._lag_full
 
     async def _run_websocket(self) -> None:
         self.feed = feed = BookTickerFeed(self.config.websocket)
