@@ -119,8 +119,8 @@ say "dockerd pid $DOCKERD_PID on $DOCKER_HOST (storage $($DOCKER info -f '{{.Dri
 
 # ---- 3. stand-in base images ---------------------------------------------------------
 t=$(date +%s)
-MIRROR=$(grep -h -o -E 'https?://[^ ]+/debian/?' /etc/apt/sources.list /etc/apt/sources.list.d/* \
-  2>/dev/null | grep -v -- '-security' | head -1 || true)
+MIRROR=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null | grep -v '^[[:space:]]*#' \
+  | grep -o -E 'https?://[^ ]+' | grep -v -- '-security' | head -1 || true)
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 mkdir -p "$CACHE"
 
