@@ -6,7 +6,8 @@
 #
 # WHEELHOUSE is a directory inside the build context holding wheels of every dependency
 # (plus setuptools and wheel, the build backend), e.g. made on the host with
-#   python3.11 -m pip wheel -w wheelhouse . 'setuptools>=68' wheel
+#   python3.11 -m pip wheel -w wheelhouse . 'setuptools>=68' wheel 'async-timeout>=4.0.3'
+# (async-timeout: redis-py needs it on CPython < 3.11.3, which the host may not be).
 # With it, pip never touches the network (scripts/test_compose.sh builds this way).
 # Works with the classic builder and with BuildKit.
 

@@ -178,8 +178,11 @@ done
 [ -n "$PY" ] || fail "no Python 3.11 on the host: the wheelhouse must match the image's CPython 3.11"
 [ -d wheelhouse ] || MADE_WHEELHOUSE=1
 rm -f wheelhouse/edgebus-*.whl
+# async-timeout: redis-py needs it on CPython < 3.11.3, and the image's Python (Debian's
+# 3.11.2 in the stand-in) may be older than the host's, so the host's resolver skips it.
 "$PY" -m pip wheel -q --disable-pip-version-check -w wheelhouse . 'setuptools>=68' wheel \
-  || fail "pip wheel of the project and its dependencies failed"
+  'async-timeout>=4.0.3' > "$WORK/wheel.log" 2>&1 \
+  || { grep -v '^WARNING: Location' "$WORK/wheel.log" | tail -20; fail "pip wheel of the project and its dependencies failed"; }
 say "wheelhouse: $(find wheelhouse -name '*.whl' | wc -l) wheels ($(du -sh wheelhouse | cut -f1))"
 PHASE[wheelhouse]=$(( $(date +%s) - t ))
 
