@@ -2,8 +2,9 @@
 # make test-compose: the real docker-compose.yml, run for real, on loopback only.
 #
 # 1. installs docker.io, docker-compose (v1.29) and debootstrap with apt when missing;
-# 2. starts its own dockerd (--bridge=none --iptables=false; data-root, exec-root, socket
-#    and pidfile under a temp dir) and stops it by PID at the end, whatever happens;
+# 2. starts its own dockerd (--bridge=none --iptables=false; exec-root, socket and pidfile
+#    under a temp dir, data-root in .ci/cache/compose/docker so images and build layers
+#    are reused by the next run) and stops it by PID at the end, whatever happens;
 # 3. builds stand-in base images (no image can be pulled here) with debootstrap from the
 #    Debian mirror apt uses, imported under the tags the compose file names:
 #    python:3.11-slim (Debian's python3 is 3.11), redis:7.2, prom/prometheus:v2.53.2;
@@ -13,8 +14,8 @@
 # 5. `docker-compose -f docker-compose.yml -f docker-compose.ci.yml up -d`, waits until
 #    every healthcheck is healthy and fills appear in Redis, checks no Redis ACL denial,
 #    checks Prometheus scrapes every service, then `down -v` within 10 s;
-# 6. removes everything it made (containers, volumes, images, the daemon's data) and
-#    prints its wall time.
+# 6. removes the containers, volumes and dangling images it made (tagged images stay in
+#    the cache: `rm -rf .ci/cache` forgets everything), stops dockerd, prints its wall time.
 # Never a bridge network or a private-range address: every container uses the host's
 # network namespace and listens on 127.0.0.1 (docker-compose.ci.yml).
 set -euo pipefail
@@ -88,7 +89,7 @@ cleanup() {
     say "dockerd (pid $DOCKERD_PID) stopped"
   fi
   # Whatever dockerd left mounted under our temp dir (overlays, netns) goes first.
-  grep -o " $WORK[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
+  grep -o -e " $WORK[^ ]*" -e " $CACHE/docker[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
   rm -rf --one-file-system "$WORK"
   if [ -n "$MADE_WHEELHOUSE" ]; then rm -rf "$ROOT/wheelhouse"; else rm -f "$ROOT"/wheelhouse/edgebus-*.whl; fi
   if [ "$rc" = 0 ]; then
@@ -103,9 +104,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 t=$(date +%s)
+mkdir -p "$CACHE"
 export DOCKER_HOST=unix://$WORK/docker.sock
 dockerd --bridge=none --iptables=false --ip6tables=false --ip-masq=false --ip-forward=false \
-  --data-root "$WORK/data" --exec-root "$WORK/exec" --pidfile "$WORK/dockerd.pid" \
+  --data-root "$CACHE/docker" --exec-root "$WORK/exec" --pidfile "$WORK/dockerd.pid" \
   --host "$DOCKER_HOST" > "$WORK/dockerd.log" 2>&1 &
 DOCKERD_PID=$!
 for _ in $(seq 150); do
@@ -122,7 +124,6 @@ t=$(date +%s)
 MIRROR=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null | grep -v '^[[:space:]]*#' \
   | grep -o -E 'https?://[^ ]+' | grep -v -- '-security' | head -1 || true)
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
-mkdir -p "$CACHE"
 
 # rootfs NAME PACKAGES [SETUP]: a cached minbase bookworm tarball with PACKAGES;
 # SETUP runs inside the root filesystem (chroot) before it is packed.
@@ -131,6 +132,7 @@ rootfs() {
   local key
   key=$(printf '%s|%s|%s' "$packages" "$setup" v1 | sha256sum | cut -c1-12)
   local tarball=$CACHE/rootfs-$name-$key.tar
+  ROOTFS_KEY=$key
   if [ ! -s "$tarball" ]; then
     local dir=$WORK/rootfs-$name
     say "debootstrap $name ($packages) from $MIRROR"
@@ -148,20 +150,30 @@ rootfs() {
   ROOTFS=$tarball
 }
 
+# stand_in TAG [--change ...]: import the last rootfs under TAG unless the daemon's
+# cache already holds that very import (label edgebus.rootfs).
+stand_in() {
+  local tag=$1
+  shift
+  if [ "$($DOCKER image inspect -f '{{index .Config.Labels "edgebus.rootfs"}}' "$tag" 2>/dev/null)" \
+    = "$ROOTFS_KEY" ]; then
+    return
+  fi
+  $DOCKER import --change "LABEL edgebus.rootfs=$ROOTFS_KEY" "$@" "$ROOTFS" "$tag" > /dev/null \
+    || fail "docker import of $tag failed"
+}
+
 rootfs python "python3,python3-venv"
-$DOCKER import \
+stand_in python:3.11-slim \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-  --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' \
-  "$ROOTFS" python:3.11-slim > /dev/null
+  --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]'
 
 rootfs services "redis-server,prometheus,wget" \
   'mkdir -p /data /prometheus && chown redis:redis /data && chown 65534:65534 /prometheus'
-$DOCKER import --change 'WORKDIR /data' --change 'CMD ["redis-server"]' \
-  "$ROOTFS" redis:7.2 > /dev/null
-$DOCKER import --change 'USER nobody' --change 'WORKDIR /prometheus' \
+stand_in redis:7.2 --change 'WORKDIR /data' --change 'CMD ["redis-server"]'
+stand_in prom/prometheus:v2.53.2 --change 'USER nobody' --change 'WORKDIR /prometheus' \
   --change 'ENTRYPOINT ["/bin/prometheus"]' \
-  --change 'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]' \
-  "$ROOTFS" prom/prometheus:v2.53.2 > /dev/null
+  --change 'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]'
 PHASE[base_images]=$(( $(date +%s) - t ))
 say "stand-in images: python:3.11-slim, redis:7.2, prom/prometheus:v2.53.2"
 
@@ -183,6 +195,8 @@ rm -f wheelhouse/edgebus-*.whl
 "$PY" -m pip wheel -q --disable-pip-version-check -w wheelhouse . 'setuptools>=68' wheel \
   'async-timeout>=4.0.3' > "$WORK/wheel.log" 2>&1 \
   || { grep -v '^WARNING: Location' "$WORK/wheel.log" | tail -20; fail "pip wheel of the project and its dependencies failed"; }
+# The image builds the project from its sources; the wheelhouse only feeds dependencies.
+rm -f wheelhouse/edgebus-*.whl
 say "wheelhouse: $(find wheelhouse -name '*.whl' | wc -l) wheels ($(du -sh wheelhouse | cut -f1))"
 PHASE[wheelhouse]=$(( $(date +%s) - t ))
 
@@ -198,6 +212,8 @@ scripts/compose_env.sh "$ENV_FILE" > /dev/null
 REDIS_ADMIN_PASSWORD=$(grep '^REDIS_ADMIN_PASSWORD=' "$ENV_FILE" | cut -d= -f2)
 export REDIS_ADMIN_PASSWORD
 STACK_UP=1
+# Leftovers of an interrupted run (the daemon's data is cached) go first.
+"${COMPOSE[@]}" down -v --remove-orphans -t 2 > /dev/null 2>&1 || true
 "${COMPOSE[@]}" up -d --no-build > "$WORK/up.log" 2>&1 \
   || { cat "$WORK/up.log"; fail "docker-compose up failed"; }
 
@@ -270,7 +286,9 @@ say "down -v in $(printf '%.1f' "$down_s") s"
 awk -v d="$down_s" -v l="$DOWN_LIMIT_S" 'BEGIN { exit !(d < l) }' || fail "down -v took ${down_s} s (limit ${DOWN_LIMIT_S} s)"
 left=$($DOCKER ps -aq | wc -l)
 [ "$left" = 0 ] || fail "$left container(s) left after down"
-$DOCKER rmi -f edgebus:local python:3.11-slim redis:7.2 prom/prometheus:v2.53.2 > /dev/null
+[ -z "$($DOCKER volume ls -q)" ] || fail "volumes left after down -v: $($DOCKER volume ls -q | tr '\n' ' ')"
+# Earlier builds of edgebus:local, now untagged; the tagged images stay as the cache.
+$DOCKER image prune -f > /dev/null
 
 summary=""
 for k in install dockerd base_images wheelhouse build healthy fills scrape; do

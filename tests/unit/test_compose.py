@@ -239,7 +239,7 @@ def test_prometheus_scrapes_all_six_services(config: str, host_of: Any) -> None:
 def test_grafana_is_provisioned_from_dashboards(base: dict[str, Any]) -> None:
     volumes = base["services"]["grafana"]["volumes"]
     assert "./dashboards/grafana/provisioning:/etc/grafana/provisioning:ro" in volumes
-    assert "./dashboards:/etc/edgebus/dashboards:ro" in volumes
+    assert "./dashboards:/var/lib/grafana/dashboards:ro" in volumes
 
 
 def test_dockerfile_runs_as_a_non_root_user_from_the_wheelhouse_or_pypi() -> None:
