@@ -30,6 +30,9 @@ class ControlCommand(BaseModel):
     action: Literal["halt", "resume", "flatten", "reduce"]
     reason: str = Field(default="manual", max_length=500)
     source: str = "redis-cli"
+    # A halt that lifts itself at this time (ns since the epoch; 0 = until resumed),
+    # e.g. the daily drawdown breaker halts until 00:00 UTC.
+    until_ns: int = Field(default=0, ge=0)
 
 
 def parse_command(raw: str | bytes) -> ControlCommand:
@@ -53,13 +56,19 @@ class TradingState:
     state: TradingStateName = "ACTIVE"
     reason: str = ""
     ts_ns: int = 0
+    until_ns: int = 0
 
     @property
     def halted(self) -> bool:
         return self.state == "HALTED"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"state": self.state, "reason": self.reason, "ts_ns": self.ts_ns}
+        return {
+            "state": self.state,
+            "reason": self.reason,
+            "ts_ns": self.ts_ns,
+            "until_ns": self.until_ns,
+        }
 
 
 def state_after(cmd: ControlCommand) -> TradingState:
@@ -70,7 +79,33 @@ def state_after(cmd: ControlCommand) -> TradingState:
         "reduce": "REDUCING",
         "resume": "ACTIVE",
     }[cmd.action]  # type: ignore[assignment]
-    return TradingState(state, cmd.reason if cmd.action != "resume" else "", time.time_ns())
+    if cmd.action == "resume":
+        return TradingState(state, "", time.time_ns())
+    return TradingState(state, cmd.reason, time.time_ns(), cmd.until_ns)
+
+
+# Seed 001 §2 risk levels onto the three trading states (and the control action that
+# puts a service there): WARNING changes no state (breakers shrink sizes instead).
+LEVELS: dict[str, tuple[TradingStateName, str]] = {
+    "WARNING": ("ACTIVE", ""),
+    "REDUCE_RISK": ("REDUCING", "reduce"),
+    "HALT_NEW_POSITIONS": ("REDUCING", "reduce"),
+    "HALT_ALL_TRADING": ("HALTED", "halt"),
+    "EMERGENCY_CLOSE": ("HALTED", "flatten"),
+}
+
+
+def level_command(
+    level: str, reason: str, until_ns: int = 0, source: str = ""
+) -> ControlCommand | None:
+    """The trading.control command for a seed 001 level (None for WARNING; KeyError
+    for an unknown level)."""
+    _, action = LEVELS[level]
+    if not action:
+        return None
+    return ControlCommand.model_validate(
+        {"action": action, "reason": reason, "until_ns": until_ns, "source": source or level}
+    )
 
 
 async def load_state(r: Redis) -> TradingState:
@@ -78,7 +113,12 @@ async def load_state(r: Redis) -> TradingState:
     if not raw or raw.get("state") not in ("ACTIVE", "REDUCING", "HALTED"):
         return TradingState()
     state = cast(TradingStateName, str(raw["state"]))
-    return TradingState(state, str(raw.get("reason", "")), int(raw.get("ts_ns", 0) or 0))
+    return TradingState(
+        state,
+        str(raw.get("reason", "")),
+        int(raw.get("ts_ns", 0) or 0),
+        int(raw.get("until_ns", 0) or 0),
+    )
 
 
 async def save_state(r: Redis, st: TradingState) -> None:

@@ -262,6 +262,11 @@ class RiskDecision(Message):
     position_size_usd: float = 0.0
     var_pct: float = 0.0
     order_id: str = ""
+    # Optional detail (risk_harmoniser): blend uncertainty, modelled costs, and the
+    # portfolio VaR (percent of equity) the decision leads to.
+    uncertainty_bps: float = 0.0
+    cost_bps: float = 0.0
+    portfolio_var_pct: float = 0.0
 
 
 class DeadLetter(Message):
@@ -275,6 +280,38 @@ class DeadLetter(Message):
     ts_ns: int = Field(default_factory=now_ns)
     # The raw fields of the bad entry, as JSON, so nothing is lost.
     payload: str = ""
+
+
+class Event(Message):
+    """One standard trade event (stream ``events``; seed 003 §10 as quoted in issue 8).
+
+    Written by telemetry for every fill, with the decision context of its order:
+    ``engine_votes`` (model_id -> vote), ``consensus_score``, ``expected_edge_bps``,
+    ``regime`` and ``features_hash`` of the signal the order came from. The issue's
+    ``timestamp`` is ``ts_ns`` (plus ``timestamp`` as ISO-8601 for people) and its
+    ``realized_pnl`` is ``realized_pnl_usd``: empty until the fill that closes the trade
+    (position back to flat or through zero), which carries the trade's realized PnL
+    before fees. ``costs_bps`` = fee + slippage of this fill, in bps of its notional.
+    """
+
+    STREAM: ClassVar[str] = EVENTS
+    symbol: str
+    ts_ns: int = Field(gt=0)
+    timestamp: str = ""
+    action: str  # buy / sell (the fill's side)
+    size_usd: float
+    price: float = Field(gt=0)
+    expected_edge_bps: float = 0.0
+    consensus_score: float | None = None
+    engine_votes: dict[str, Any] | None = None
+    regime: str = ""
+    features_hash: str = ""
+    costs_bps: float = 0.0
+    realized_pnl_usd: float | None = None
+    trade_id: str = ""  # order_id of the order that opened the trade
+    order_id: str = ""
+    fill_id: str = ""
+    venue: str = ""
 
 
 # stream name -> message class: how the runtime decodes what it reads.
@@ -291,6 +328,7 @@ STREAMS: dict[str, type[Message]] = {
         RouterSwitch,
         RiskDecision,
         DeadLetter,
+        Event,
     )
 }
 

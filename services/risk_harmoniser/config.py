@@ -1,27 +1,216 @@
-"""Schema of conf/risk_params.yml."""
+"""Schema of conf/risk_params.yml: a preset (seed 003: conservative / balanced /
+aggressive) deep-merged under the file's own values, so any value is overridable.
+
+Sections: ``blend`` (seed 004), ``costs`` (seed 003 §4), ``sizing`` (seed 003 §5,
+seed 004), ``limits``, ``var``, ``pretrade`` (seed 000 §3, seed 001 §1) and
+``breakers`` (seed 003 §6, seed 001 §2, seed 004). Errors name the key
+(e.g. ``limits.name_cap_pct.crypto: Input should be less than or equal to 100``).
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any, Literal
 
-from shared.config import ComponentConfig
+from pydantic import Field, model_validator
+
+from shared.config import ComponentConfig, Frozen
+
+AssetClass = Literal["crypto", "stocks"]
+Preset = Literal["conservative", "balanced", "aggressive"]
+
+
+class PerClass(Frozen):
+    """One value per asset class."""
+
+    crypto: float = Field(ge=0)
+    stocks: float = Field(ge=0)
+
+    def of(self, asset_class: str) -> float:
+        return self.stocks if asset_class == "stocks" else self.crypto
+
+
+class SymbolInfo(Frozen):
+    asset_class: AssetClass = "crypto"
+    sector: str = ""  # "" = the asset class
+
+
+class BlendParams(Frozen):
+    half_life_s: float = Field(default=5.0, gt=0, description="staleness decay of a signal")
+    max_age_s: float = Field(default=30.0, gt=0, description="older signals are dropped")
+    noise_bps: float = Field(default=7.0, gt=0, description="sd of a confidence-1 signal")
+    prior_sd_bps: float = Field(default=10.0, gt=0, description="sd of the zero-edge prior")
+
+
+class VenueFees(Frozen):
+    maker_fee_bps: float = Field(default=-0.5, ge=-50, le=100, description="negative = rebate")
+    taker_fee_bps: float = Field(default=2.0, ge=-50, le=100)
+
+
+class CostParams(Frozen):
+    venue: str = "paper"
+    venues: dict[str, VenueFees] = Field(default_factory=lambda: {"paper": VenueFees()})
+    liquidity: Literal["maker", "taker"] = "taker"
+    impact_coeff_bps: float = Field(default=10.0, ge=0)
+    participation_window_s: float = Field(default=10.0, gt=0)
+    funding_bps_per_hour: PerClass = PerClass(crypto=0.1, stocks=0.0)
+    latency_ms: float = Field(default=5.0, ge=0)
+    round_trip: bool = Field(default=True, description="charge the exit too when opening")
+    safety_margin_bps: float = Field(default=2.0, ge=0)
+    exit_edge_bps: float = Field(default=2.0, ge=0, description="close when edge turns this far")
+    default_hold_s: float = Field(default=60.0, gt=0, description="when a horizon is unparsable")
+
+    @model_validator(mode="after")
+    def _venue_known(self) -> CostParams:
+        if self.venue not in self.venues:
+            raise ValueError(f"venue {self.venue!r} has no entry in costs.venues")
+        return self
+
+
+class SizingParams(Frozen):
+    target_vol_pct: float = Field(default=0.5, gt=0, le=100, description="daily, of equity")
+    kelly_fraction: float = Field(default=0.25, gt=0, le=1)
+    kelly_prior_win_rate: float = Field(default=0.55, gt=0, lt=1)
+    kelly_prior_win_loss: float = Field(default=1.0, gt=0, description="avg win / avg loss")
+    kelly_prior_trades: int = Field(default=20, ge=1)
+    full_size_edge_bps: float = Field(default=10.0, gt=0)
+    min_order_usd: float = Field(default=2_000.0, ge=0)
+    rebalance_band_pct: float = Field(default=25.0, ge=0, le=100)
+
+
+class LimitParams(Frozen):
+    name_cap_pct: PerClass = PerClass(crypto=20.0, stocks=25.0)
+    leverage: PerClass = PerClass(crypto=3.0, stocks=4.0)
+    sector_cap_pct: float = Field(default=50.0, gt=0)
+    gross_cap_pct: float = Field(default=200.0, gt=0)
+    single_trade_risk_pct: float = Field(default=0.5, gt=0, le=100)
+    daily_loss_stop_pct: float = Field(default=3.0, gt=0, le=100)
+    var_limit_pct: float = Field(default=2.0, gt=0, le=100)
+    var_z: float = Field(default=1.645, gt=0, le=10, description="95 % one-sided")
+
+
+class VarParams(Frozen):
+    sample_ms: float = Field(default=1_000.0, gt=0)
+    ewma_lambda: float = Field(default=0.94, gt=0, lt=1)
+    horizon_s: float = Field(default=86_400.0, gt=0)
+    prior_daily_vol_pct: PerClass = PerClass(crypto=5.0, stocks=2.0)
+    prior_correlation: float = Field(default=0.3, ge=0, lt=1)
+
+
+class PretradeParams(Frozen):
+    max_quote_age_ms: float = Field(default=2_000.0, gt=0)
+    price_band_bps: float = Field(default=50.0, gt=0)
+    max_order_usd: float = Field(default=100_000.0, gt=0)
+    max_orders_per_s: float = Field(default=2.0, gt=0)
+    symbol_cooldown_ms: float = Field(default=2_000.0, ge=0)
+    max_signal_lag_ms: float = Field(default=5_000.0, gt=0)
+
+
+class BreakerParams(Frozen):
+    daily_drawdown_pct: float = Field(default=3.0, gt=0, le=100)
+    loss_streak: int = Field(default=3, ge=1)
+    loss_streak_size_mult: float = Field(default=0.5, gt=0, le=1)
+    vol_percentile: float = Field(default=95.0, gt=0, lt=100)
+    vol_history: int = Field(default=300, ge=10)
+    vol_min_samples: int = Field(default=30, ge=2)
+    defence_size_mult: float = Field(default=0.5, gt=0, le=1)
+    defence_extra_margin_bps: float = Field(default=2.0, ge=0)
+    halt_var_pct: float = Field(default=2.5, gt=0, le=100)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "conservative": {
+        "costs": {"safety_margin_bps": 4.0},
+        "sizing": {"target_vol_pct": 0.25, "kelly_fraction": 0.1},
+        "limits": {
+            "name_cap_pct": {"crypto": 10.0, "stocks": 15.0},
+            "leverage": {"crypto": 1.5, "stocks": 2.0},
+            "sector_cap_pct": 30.0,
+            "gross_cap_pct": 100.0,
+            "single_trade_risk_pct": 0.25,
+            "daily_loss_stop_pct": 2.0,
+            "var_limit_pct": 1.0,
+        },
+        "breakers": {"daily_drawdown_pct": 2.0, "halt_var_pct": 1.5},
+    },
+    "balanced": {},  # the field defaults: the numbers of issue 5
+    "aggressive": {
+        "costs": {"safety_margin_bps": 1.0},
+        "sizing": {"target_vol_pct": 1.0, "kelly_fraction": 0.5},
+        "limits": {
+            "name_cap_pct": {"crypto": 25.0, "stocks": 30.0},
+            "leverage": {"crypto": 5.0, "stocks": 6.0},
+            "sector_cap_pct": 60.0,
+            "gross_cap_pct": 300.0,
+            "single_trade_risk_pct": 1.0,
+            "daily_loss_stop_pct": 5.0,
+            "var_limit_pct": 3.0,
+        },
+        "breakers": {"daily_drawdown_pct": 5.0, "halt_var_pct": 3.5},
+    },
+}
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` wins; nested mappings merge key by key."""
+    out = dict(base)
+    for key, val in over.items():
+        if isinstance(val, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], val)
+        else:
+            out[key] = val
+    return out
+
+
+def _section_defaults() -> dict[str, Any]:
+    sections = {
+        "blend": BlendParams,
+        "costs": CostParams,
+        "sizing": SizingParams,
+        "limits": LimitParams,
+        "var": VarParams,
+        "pretrade": PretradeParams,
+        "breakers": BreakerParams,
+    }
+    return {name: cls().model_dump() for name, cls in sections.items()}
 
 
 class RiskParams(ComponentConfig):
-    equity_usd: float = Field(default=1_000_000.0, gt=0)
-    max_position_usd: float = Field(default=50_000.0, gt=0, description="per-name cap")
-    usd_per_bps: float = Field(
-        default=2_000.0, gt=0, description="target position per bp of blended edge"
-    )
-    min_edge_bps: float = Field(
-        default=3.0, ge=0, description="hold (no new order) below this |edge|"
-    )
-    min_order_usd: float = Field(
-        default=1_000.0, ge=0, description="smallest rebalance worth an order"
-    )
-    max_signal_age_ms: float = Field(default=2_000.0, gt=0)
-    daily_vol_pct: float = Field(
-        default=3.0, gt=0, le=100, description="assumed 1-day volatility for VaR"
-    )
-    var_confidence_z: float = Field(default=1.645, gt=0, description="z of the VaR quantile (95 %)")
-    var_limit_pct: float = Field(default=2.0, gt=0, le=100)
+    preset: Preset = "balanced"
+    equity_usd: float = Field(default=1_000_000.0, gt=0, description="starting capital")
+    symbols: dict[str, SymbolInfo] = Field(default_factory=dict)
+    blend: BlendParams = BlendParams()
+    costs: CostParams = CostParams()
+    sizing: SizingParams = SizingParams()
+    limits: LimitParams = LimitParams()
+    var: VarParams = VarParams()
+    pretrade: PretradeParams = PretradeParams()
+    breakers: BreakerParams = BreakerParams()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        preset = data.get("preset", "balanced")
+        if preset not in PRESETS:
+            return data  # the field validator names `preset` and the allowed values
+        # Field defaults, then the preset, then the file: a partial section (one asset
+        # class of a per-class value, say) keeps the rest of its values.
+        return deep_merge(deep_merge(_section_defaults(), PRESETS[preset]), data)
+
+    @model_validator(mode="after")
+    def _var_halt_above_limit(self) -> RiskParams:
+        if self.breakers.halt_var_pct < self.limits.var_limit_pct:
+            raise ValueError("breakers.halt_var_pct must be >= limits.var_limit_pct")
+        return self
+
+    def symbol_info(self, symbol: str) -> SymbolInfo:
+        """Configured, else by name: ``BASE-QUOTE`` pairs are crypto, the rest stocks."""
+        info = self.symbols.get(symbol)
+        if info is not None:
+            return info
+        return SymbolInfo(asset_class="crypto" if "-" in symbol else "stocks")
+
+    def sector(self, symbol: str) -> str:
+        info = self.symbol_info(symbol)
+        return info.sector or info.asset_class

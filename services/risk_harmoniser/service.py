@@ -1,23 +1,33 @@
-"""risk_harmoniser: ``signals`` (+ ``fills``, ``md.ticks``) in, ``orders`` and
-``risk.decisions`` out."""
+"""risk_harmoniser: ``signals``, ``fills``, ``rejections``, ``md.ticks`` in; ``orders``
+and ``risk.decisions`` out. Wiring only: the maths live in engine.py and its modules.
+
+Durability: the engine's book (holdings, working orders, Kelly record, loss streak,
+day start equity, recent fill ids) is written to ``edgebus:risk:state`` in the same
+transaction as the acks of the batch that changed it, so after a restart it matches
+exactly the inputs acknowledged. On a first start it is seeded from execution's
+``edgebus:execution:positions``. A breaker that trips publishes on ``trading.control``
+and saves ``edgebus:trading`` in that transaction too.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import time
 from typing import Any, ClassVar
 
 import orjson
 
-from services.risk_harmoniser.blend import blend
 from services.risk_harmoniser.config import RiskParams
-from services.risk_harmoniser.sizing import target_position_usd, var_pct
+from services.risk_harmoniser.engine import Decision, RiskEngine
+from shared import metrics as m
 from shared.bus import Entry, Outbox
-from shared.config import KEY_PREFIX
+from shared.config import KEY_PREFIX, ComponentConfig
+from shared.control import TRADING_KEY, ControlCommand, state_after
 from shared.messages import (
     FILLS,
     MD_TICKS,
     REJECTIONS,
     SIGNALS,
+    TRADING_CONTROL,
     Fill,
     Order,
     Rejection,
@@ -28,11 +38,7 @@ from shared.messages import (
 from shared.service import Service
 
 POSITIONS_KEY = f"{KEY_PREFIX}:execution:positions"
-
-
-def order_id_for(entry_id: str, symbol: str) -> str:
-    """Deterministic: the same input entry always gives the same order id."""
-    return hashlib.sha256(f"{SIGNALS}:{entry_id}:{symbol}".encode()).hexdigest()[:24]
+STATE_KEY = f"{KEY_PREFIX}:risk:state"
 
 
 class RiskHarmoniser(Service):
@@ -44,122 +50,158 @@ class RiskHarmoniser(Service):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        self.latest: dict[str, dict[str, Signal]] = {}  # symbol -> model -> latest signal
-        self.position_qty: dict[str, float] = {}
-        self.working_qty: dict[str, float] = {}  # signed qty of orders sent, not yet filled
-        self.working: dict[str, tuple[str, float]] = {}  # order_id -> (symbol, signed qty)
-        self.marks: dict[str, float] = {}
-        self.seen_fills: set[str] = set()
+        self.engine = RiskEngine(self.config)
         self.orders_sent = 0
+        self.decisions: dict[str, int] = {}
+        self._dirty = False
 
     async def on_start(self) -> None:
-        # Positions survive restarts: the execution service keeps them in Redis.
-        raw = await self.r.hgetall(POSITIONS_KEY)  # type: ignore[misc]
-        for symbol, blob in raw.items():
-            self.position_qty[symbol] = float(orjson.loads(blob).get("qty", 0.0))
+        raw = await self.r.get(STATE_KEY)
+        if raw:
+            self._load(orjson.loads(raw))
+            return
+        # First start: take over the positions execution has booked.
+        positions = await self.r.hgetall(POSITIONS_KEY)  # type: ignore[misc]
+        holdings = {}
+        marks = {}
+        for symbol, blob in positions.items():
+            doc = orjson.loads(blob)
+            holdings[symbol] = [
+                float(doc.get("qty", 0.0)),
+                float(doc.get("avg_price", 0.0)),
+                float(doc.get("realized_pnl_usd", 0.0)),
+                float(doc.get("fees_usd", 0.0)),
+            ]
+            if float(doc.get("mark", 0.0)) > 0:
+                marks[symbol] = float(doc["mark"])
+        self.engine.portfolio.load({"holdings": holdings, "marks": marks})
+
+    def on_config(self, config: ComponentConfig) -> None:
+        assert isinstance(config, RiskParams)
+        self.config = config
+        self.engine.configure(config)
+
+    # ---- handling ------------------------------------------------------------------------
 
     def on_message(self, entry: Entry, out: Outbox) -> None:
         msg = entry.message
+        eng = self.engine
         if isinstance(msg, Tick):
-            self.marks[msg.symbol] = (msg.bid + msg.ask) / 2
+            cmd = eng.on_tick(
+                msg.symbol,
+                msg.bid,
+                msg.ask,
+                msg.bid_size,
+                msg.ask_size,
+                msg.volume,
+                msg.ts_ns,
+                self.trading,
+            )
+            self._breaker(cmd, out)
         elif isinstance(msg, Fill):
-            self._on_fill(msg)
-        elif isinstance(msg, Signal):
-            self._on_signal(entry.entry_id, msg, out)
+            signed = msg.qty if msg.side == "buy" else -msg.qty
+            new, cmd = eng.on_fill(
+                msg.fill_id, msg.order_id, msg.symbol, signed, msg.price, msg.fee, self.trading
+            )
+            self._dirty |= new
+            self._breaker(cmd, out)
         elif isinstance(msg, Rejection):
-            working = self.working.pop(msg.order_id, None)
-            if working is not None:
-                symbol, qty = working
-                self.working_qty[symbol] = self.working_qty.get(symbol, 0.0) - qty
+            self._dirty |= eng.on_rejection(msg.order_id)
+        elif isinstance(msg, Signal):
+            decision = eng.on_signal(msg, entry.entry_id, self.trading, time.time_ns())
+            if decision is not None:
+                self._emit(msg, decision, out)
 
-    def _on_fill(self, fill: Fill) -> None:
-        if fill.fill_id in self.seen_fills:
-            return
-        self.seen_fills.add(fill.fill_id)
-        signed = fill.qty if fill.side == "buy" else -fill.qty
-        self.position_qty[fill.symbol] = self.position_qty.get(fill.symbol, 0.0) + signed
-        working = self.working.get(fill.order_id)
-        if working is not None:
-            symbol, qty = working
-            left = qty - signed
-            self.working_qty[symbol] = self.working_qty.get(symbol, 0.0) - signed
-            if abs(left) < 1e-12 or left * qty <= 0:
-                del self.working[fill.order_id]
-            else:
-                self.working[fill.order_id] = (symbol, left)
-
-    def _on_signal(self, entry_id: str, sig: Signal, out: Outbox) -> None:
-        if sig.shadow:
-            return
-        p = self.config
-        per_model = self.latest.setdefault(sig.symbol, {})
-        per_model[sig.model_id] = sig
-        edge_bps, _ = blend(per_model.values(), sig.ts_ns, int(p.max_signal_age_ms * 1e6))
-        mark = self.marks.get(sig.symbol) or sig.mid
-        state = self.trading.state
-
-        def decide(
-            action: str, reason: str, size_usd: float = 0.0, var: float = 0.0, order_id: str = ""
-        ) -> None:
+    def _emit(self, sig: Signal, d: Decision, out: Outbox) -> None:
+        if d.action == "order":
             out.emit(
-                RiskDecision(
+                Order(
                     trace_ts_ns=sig.trace_ts_ns,
-                    symbol=sig.symbol,
+                    order_id=d.order_id,
+                    symbol=d.symbol,
                     ts_ns=sig.ts_ns,
-                    action=action,
-                    reason=reason,
-                    trading_state=state,  # type: ignore[arg-type]
-                    edge_blended_bps=edge_bps,
-                    position_size_usd=size_usd,
-                    var_pct=var,
-                    order_id=order_id,
+                    side=d.side,  # type: ignore[arg-type]
+                    qty=d.qty,
+                    position_size_usd=d.target_usd,
+                    edge_blended_bps=d.edge_bps,
+                    var_pct=d.var_pct,
+                    decision_price=d.price,
+                    reduce_only=d.reduce_only,
+                    reason=d.reason,
                 )
             )
-
-        if self.trading.halted:
-            decide("halt", f"trading_halted:{self.trading.reason}")
-            return
-        if not mark:
-            decide("reject", "no_mark")
-            return
-        if abs(edge_bps) < p.min_edge_bps:
-            decide("reject", "edge_below_threshold")
-            return
-        target_usd = target_position_usd(edge_bps, p)
-        current_qty = self.position_qty.get(sig.symbol, 0.0) + self.working_qty.get(sig.symbol, 0.0)
-        delta_usd = target_usd - current_qty * mark
-        if state == "REDUCING" and abs(target_usd) >= abs(current_qty * mark):
-            decide("reject", "reducing_only")
-            return
-        if abs(delta_usd) < p.min_order_usd:
-            decide("reject", "below_min_order")
-            return
-        qty = abs(delta_usd) / mark
-        side = "buy" if delta_usd > 0 else "sell"
-        order_id = order_id_for(entry_id, sig.symbol)
-        var = var_pct(target_usd, p)
+            self.orders_sent += 1
+            self._dirty = True
+        key = f"{d.action}:{d.reason.split(':')[0]}"
+        self.decisions[key] = self.decisions.get(key, 0) + 1
         out.emit(
-            Order(
+            RiskDecision(
                 trace_ts_ns=sig.trace_ts_ns,
-                order_id=order_id,
-                symbol=sig.symbol,
+                symbol=d.symbol,
                 ts_ns=sig.ts_ns,
-                side=side,
-                qty=qty,
-                position_size_usd=target_usd,
-                edge_blended_bps=edge_bps,
-                var_pct=var,
-                decision_price=mark,
+                action=d.action,  # type: ignore[arg-type]
+                reason=d.reason,
+                trading_state=self.trading.state,
+                edge_blended_bps=d.edge_bps,
+                position_size_usd=d.target_usd,
+                var_pct=d.var_pct,
+                order_id=d.order_id,
+                uncertainty_bps=d.uncertainty_bps,
+                cost_bps=d.cost_bps,
+                portfolio_var_pct=d.portfolio_var_pct,
             )
         )
-        signed = qty if side == "buy" else -qty
-        self.working[order_id] = (sig.symbol, signed)
-        self.working_qty[sig.symbol] = self.working_qty.get(sig.symbol, 0.0) + signed
-        self.orders_sent += 1
-        decide("order", "edge", target_usd, var, order_id)
+
+    def _breaker(self, cmd: ControlCommand | None, out: Outbox) -> None:
+        """Apply a breaker's command here at once, save it and tell every service, in the
+        batch's transaction (the published copy comes back to us and changes nothing)."""
+        if cmd is None:
+            return
+        st = state_after(cmd)
+        self.trading = st
+        m.TRADING_HALTED.labels(self.name).set(1 if st.halted else 0)
+        mapping = st.as_dict()
+        note = orjson.dumps(cmd.model_dump())
+        out.call(lambda pipe: pipe.hset(TRADING_KEY, mapping=mapping))  # type: ignore[arg-type]
+        out.call(lambda pipe: pipe.publish(TRADING_CONTROL, note))
+        self.log.warning("breaker: %s (%s)", cmd.action, cmd.reason)
+
+    def on_batch_end(self, out: Outbox) -> None:
+        if self._dirty:
+            blob = orjson.dumps(self._dump())
+            out.call(lambda pipe: pipe.set(STATE_KEY, blob))
+            self._dirty = False
+
+    # ---- state -----------------------------------------------------------------------
+
+    def _dump(self) -> dict[str, Any]:
+        eng = self.engine
+        return {
+            "portfolio": eng.portfolio.to_dict(),
+            "kelly": eng.kelly.as_dict(),
+            "loss_streak": eng.streak.count,
+            "day": eng.day,
+            "day_start_equity_usd": eng.day_start_equity_usd,
+        }
+
+    def _load(self, doc: dict[str, Any]) -> None:
+        eng = self.engine
+        eng.portfolio.load(doc.get("portfolio", {}))
+        eng.kelly.load(doc.get("kelly", {}))
+        eng.streak.count = int(doc.get("loss_streak", 0))
+        eng.day = int(doc.get("day", 0))
+        eng.day_start_equity_usd = float(doc.get("day_start_equity_usd", self.config.equity_usd))
 
     def health_details(self) -> dict[str, Any]:
-        return {"orders_sent": self.orders_sent, "positions": dict(self.position_qty)}
+        eng = self.engine
+        return {
+            "orders_sent": self.orders_sent,
+            "decisions": dict(self.decisions),
+            "equity_usd": round(eng.portfolio.equity_usd(), 2),
+            "positions": {s: eng.portfolio.exposure_qty(s) for s in eng.symbols},
+            "working_orders": len(eng.portfolio.working),
+            "portfolio_var_pct": round(eng.portfolio_var_pct(), 4) if eng.symbols else 0.0,
+        }
 
 
 SERVICE = RiskHarmoniser

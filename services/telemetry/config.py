@@ -8,6 +8,15 @@ from shared.config import ComponentConfig
 
 
 class TelemetryConfig(ComponentConfig):
-    tick_to_fill_buckets_s: tuple[float, ...] = Field(
-        default=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+    equity_usd: float = Field(
+        default=1_000_000.0, gt=0, description="equity for drawdown_pct (as risk_params)"
+    )
+    poll_interval_s: float = Field(
+        default=1.0, gt=0, le=60, description="stream stats and time-series write period"
+    )
+    timeseries_retention_ms: int = Field(
+        default=86_400_000, ge=0, description="RedisTimeSeries retention; 0 = forever"
+    )
+    context_cap: int = Field(
+        default=50_000, ge=100, description="orders and traces remembered for events"
     )

@@ -1,25 +1,82 @@
-"""The trading metrics Grafana reads, declared together; names carry their unit."""
+"""The trading metrics Grafana reads, declared together; names carry their unit.
+
+Per-symbol gauges also carry a ``symbol="portfolio"`` series (the aggregate, see
+docs/telemetry.md): sum over ``symbol!="portfolio"`` to avoid counting it twice.
+"""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-EDGE_BLENDED_BPS = Gauge("edge_blended_bps", "Latest blended edge", ["symbol"])
-POSITION_SIZE_USD = Gauge("position_size_usd", "Current position value (signed)", ["symbol"])
-VAR_PCT = Gauge("var_pct", "One-day parametric VaR as a percent of equity", ["symbol"])
+PORTFOLIO = "portfolio"
+
+# ---- risk and positions (per symbol + portfolio) --------------------------------------
+EDGE_BLENDED_BPS = Gauge("edge_blended_bps", "Latest blended edge (risk.decisions)", ["symbol"])
+POSITION_SIZE_USD = Gauge(
+    "position_size_usd", "Current position value, signed; portfolio = net sum", ["symbol"]
+)
+GROSS_EXPOSURE_USD = Gauge("gross_exposure_usd", "Sum of |position value| over symbols")
+VAR_PCT = Gauge(
+    "var_pct", "One-day VaR in percent of equity; portfolio from risk or sum", ["symbol"]
+)
 PNL_USD = Gauge("pnl_usd", "Total PnL (realized + unrealized - fees)", ["symbol"])
+PNL_REALIZED_USD = Gauge("pnl_realized_usd", "Realized PnL before fees", ["symbol"])
+PNL_UNREALIZED_USD = Gauge("pnl_unrealized_usd", "Unrealized PnL at the mark", ["symbol"])
+FEES_USD = Gauge("fees_usd", "Fees paid (negative = rebates)", ["symbol"])
+DRAWDOWN_USD = Gauge("drawdown_usd", "Peak total PnL minus current total PnL", ["symbol"])
+DRAWDOWN_PCT = Gauge("drawdown_pct", "Drawdown in percent of equity + peak PnL", ["symbol"])
+
+# ---- attribution (accumulating gauges: PnL and rebates can be negative) ----------------
+PNL_ATTRIBUTED_USD = Gauge(
+    "pnl_attributed_usd",
+    "Realized PnL split by consensus weight of the trade's opening decision",
+    ["engine", "regime", "venue"],
+)
+COSTS_USD = Gauge("costs_usd", "Trading costs by kind (fee, slippage)", ["kind", "venue"])
+
+# ---- flow ----------------------------------------------------------------------------
 SIGNALS_TOTAL = Counter("signals_total", "Signals seen", ["model_id", "shadow"])
+CONSENSUS_SCORE = Gauge("consensus_score", "Latest consensus score of the router", ["symbol"])
+MODEL_WEIGHT = Gauge(
+    "model_weight", "Weight of a model in the latest consensus vote", ["symbol", "model_id"]
+)
 ORDERS_TOTAL = Counter("orders_total", "Orders seen", ["symbol", "side"])
-FILLS_TOTAL = Counter("fills_total", "Fills seen", ["symbol", "side"])
+FILLS_TOTAL = Counter(
+    "fills_total", "Fills seen (partial fills count each)", ["symbol", "side", "venue"]
+)
+FILLED_USD_TOTAL = Counter("filled_usd_total", "Notional filled", ["symbol"])
 REJECTIONS_TOTAL = Counter("rejections_total", "Execution rejections", ["reason"])
 RISK_DECISIONS_TOTAL = Counter("risk_decisions_total", "Risk decisions", ["action", "reason"])
+# Created at 0 when a symbol is first seen, so increase() counts its first switches too.
 ROUTER_SWITCHES_TOTAL = Counter("router_switches_total", "Leading-model switches", ["symbol"])
+ACTIVE_MODEL = Gauge("active_model", "1 for the leading model of a symbol", ["symbol", "model_id"])
 DLQ_ENTRIES_TOTAL = Counter(
     "dlq_entries_total", "Entries seen on the dlq", ["source_stream", "service"]
 )
+EVENTS_TOTAL = Counter("events_total", "Standard events written", ["action"])
+TRADES_CLOSED_TOTAL = Counter("trades_closed_total", "Round trips closed", ["symbol"])
 TRADING_STATE = Gauge("trading_state", "1 for the state in force", ["state"])
+
+# ---- latency (seed 000 §4 as quoted in issue 8) --------------------------------------
+LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 TICK_TO_FILL_SECONDS = Histogram(
-    "tick_to_fill_seconds",
-    "Originating tick to fill seen by telemetry",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    "tick_to_fill_seconds", "Originating tick to fill seen by telemetry", buckets=LATENCY_BUCKETS_S
 )
+HOP_SECONDS = Histogram(
+    "pipeline_hop_seconds",
+    "Per-hop latency of filled traces, from entry ids (1 ms resolution)",
+    ["hop"],
+    buckets=LATENCY_BUCKETS_S,
+)
+
+# ---- streams ---------------------------------------------------------------------------
+STREAM_LENGTH = Gauge("stream_length_entries", "XLEN of each stream", ["stream"])
+STREAM_GROUP_LAG = Gauge(
+    "stream_group_lag_entries",
+    "Entries not yet delivered to the group (XINFO)",
+    ["stream", "group"],
+)
+STREAM_GROUP_PENDING = Gauge(
+    "stream_group_pending_entries", "Delivered, not yet acknowledged", ["stream", "group"]
+)
+TIMESERIES_ENABLED = Gauge("telemetry_timeseries_enabled", "1 when RedisTimeSeries is written")

@@ -1,12 +1,37 @@
-"""telemetry: every stream in its own group -> Prometheus metrics."""
+"""telemetry: every stream in its own group -> Prometheus metrics, standard events,
+RedisTimeSeries (when loaded), stream stats. See docs/telemetry.md.
+
+``md.ticks`` and ``features`` are not consumed: they are the high-rate streams, and
+everything telemetry needs from them travels on: ``trace_ts_ns`` (the tick time) and
+the signal's regime and features_hash. Their length and every group's lag still come
+from the 1 s XINFO poll.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any, ClassVar
 
+import orjson
+
+from services.execution.positions import PositionBook
 from services.telemetry import metrics as tm
+from services.telemetry.config import TelemetryConfig
+from services.telemetry.latency import entry_ms, hops_s
+from services.telemetry.stream_stats import poll
+from services.telemetry.timeseries import Sample, TimeSeriesWriter
+from services.telemetry.trades import (
+    Bounded,
+    DecisionContext,
+    Drawdown,
+    Trade,
+    TradeLedger,
+    costs_bps,
+    split_by_votes,
+)
 from shared.bus import Entry, Outbox
+from shared.config import KEY_PREFIX, ComponentConfig
 from shared.control import ControlCommand
 from shared.messages import (
     DLQ,
@@ -17,7 +42,9 @@ from shared.messages import (
     RISK_DECISIONS,
     ROUTER_SWITCHES,
     SIGNALS,
+    STREAMS,
     DeadLetter,
+    Event,
     Fill,
     Order,
     Position,
@@ -27,6 +54,17 @@ from shared.messages import (
     Signal,
 )
 from shared.service import Service
+
+# Telemetry's own trade ledger, written with the acks of the fills that changed it, so
+# a restart neither loses nor double-counts a fill.
+LEDGER_KEY = f"{KEY_PREFIX}:telemetry:ledger"
+PORTFOLIO = tm.PORTFOLIO
+TS_METRICS = ("edge_blended_bps", "position_size_usd", "var_pct", "pnl_usd")
+
+
+def reason_label(reason: str) -> str:
+    """A bounded label: the reason code before any ':' detail, at most 40 characters."""
+    return (reason.split(":", 1)[0].strip() or "unknown")[:40]
 
 
 class Telemetry(Service):
@@ -41,51 +79,286 @@ class Telemetry(Service):
         ROUTER_SWITCHES,
         DLQ,
     )
+    has_source: ClassVar[bool] = True  # the 1 s poll: stream stats + time series
+
+    config: TelemetryConfig
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
+        cap = self.config.context_cap
         self.seen = 0
+        self.events_written = 0
+        self.ledger = TradeLedger()
+        self.drawdown: dict[str, Drawdown] = {}
+        self.positions: dict[str, Position] = {}
+        self.var_by_symbol: dict[str, float] = {}
+        self.portfolio_var_pct: float | None = None
+        # (symbol, trace_ts_ns) -> (first signal write ms, decision context)
+        self.traces: Bounded[tuple[str, int], tuple[int | None, DecisionContext]] = Bounded(cap)
+        self.latest_ctx: dict[str, DecisionContext] = {}
+        self.symbols: set[str] = set()
+        # order_id -> (context, signal ms, order ms)
+        self.orders: Bounded[str, tuple[DecisionContext, int | None, int | None]] = Bounded(cap)
+        self.gauges: dict[tuple[str, str], float] = {}  # what the time-series writer samples
+        self.ts = TimeSeriesWriter(self.config.timeseries_retention_ms)
+
+    def on_config(self, config: ComponentConfig) -> None:
+        assert isinstance(config, TelemetryConfig)
+        self.config = config
+        self.ts.retention_ms = config.timeseries_retention_ms
+        for d in self.drawdown.values():
+            d.equity_usd = config.equity_usd
 
     async def on_start(self) -> None:
-        self._show_state()
+        raw = await self.r.hgetall(LEDGER_KEY)  # type: ignore[misc]
+        for key, blob in raw.items():
+            symbol = str(key)
+            doc = orjson.loads(blob)
+            self.ledger.books[symbol] = PositionBook(**doc["book"])
+            if doc.get("trade"):
+                t = doc["trade"]
+                self.ledger.open[symbol] = Trade(
+                    t["trade_id"], symbol, DecisionContext(**t["context"]), t["realized_pnl_usd"]
+                )
+        tm.TIMESERIES_ENABLED.set(1 if await self.ts.detect(self.r) else 0)
+        self._show_state(self.trading.state)
 
     def on_control(self, cmd: ControlCommand, out: Outbox) -> None:
-        self._show_state()
+        self._show_state(self.trading.state)
 
-    def _show_state(self) -> None:
-        for state in ("ACTIVE", "REDUCING", "HALTED"):
-            tm.TRADING_STATE.labels(state).set(1 if self.trading.state == state else 0)
+    def _show_state(self, state: str) -> None:
+        for s in ("ACTIVE", "REDUCING", "HALTED"):
+            tm.TRADING_STATE.labels(s).set(1 if state == s else 0)
+
+    def _gauge(self, gauge: Any, metric: str, symbol: str, value: float) -> None:
+        gauge.labels(symbol).set(value)
+        self.gauges[(metric, symbol)] = value
+
+    # ---- handling ----------------------------------------------------------------------
 
     def on_message(self, entry: Entry, out: Outbox) -> None:
         msg = entry.message
         self.seen += 1
-        if isinstance(msg, Fill):
-            tm.FILLS_TOTAL.labels(msg.symbol, msg.side).inc()
-            if msg.trace_ts_ns:
-                tm.TICK_TO_FILL_SECONDS.observe(max(0.0, (time.time_ns() - msg.trace_ts_ns) / 1e9))
-        elif isinstance(msg, Position):
-            tm.POSITION_SIZE_USD.labels(msg.symbol).set(msg.position_usd)
-            tm.PNL_USD.labels(msg.symbol).set(msg.total_pnl_usd)
+        if isinstance(msg, Signal):
+            self._on_signal(entry, msg)
         elif isinstance(msg, Order):
-            tm.ORDERS_TOTAL.labels(msg.symbol, msg.side).inc()
-            tm.VAR_PCT.labels(msg.symbol).set(msg.var_pct)
+            self._on_order(entry, msg)
+        elif isinstance(msg, Fill):
+            self._on_fill(entry, msg, out)
+        elif isinstance(msg, Position):
+            self._on_position(msg)
         elif isinstance(msg, RiskDecision):
-            tm.EDGE_BLENDED_BPS.labels(msg.symbol).set(msg.edge_blended_bps)
-            tm.RISK_DECISIONS_TOTAL.labels(msg.action, msg.reason.split(":")[0]).inc()
-        elif isinstance(msg, Signal):
-            tm.SIGNALS_TOTAL.labels(msg.model_id, "1" if msg.shadow else "0").inc()
+            self._on_decision(msg)
         elif isinstance(msg, Rejection):
-            tm.REJECTIONS_TOTAL.labels(msg.reason).inc()
+            tm.REJECTIONS_TOTAL.labels(reason_label(msg.reason)).inc()
         elif isinstance(msg, RouterSwitch):
             tm.ROUTER_SWITCHES_TOTAL.labels(msg.symbol).inc()
+            tm.ACTIVE_MODEL.labels(msg.symbol, msg.from_model).set(0)
+            tm.ACTIVE_MODEL.labels(msg.symbol, msg.to_model).set(1)
         elif isinstance(msg, DeadLetter):
             tm.DLQ_ENTRIES_TOTAL.labels(msg.source_stream, msg.service).inc()
 
+    def _on_signal(self, entry: Entry, sig: Signal) -> None:
+        if sig.symbol not in self.symbols:  # a zero series, so the first switch counts
+            self.symbols.add(sig.symbol)
+            tm.ROUTER_SWITCHES_TOTAL.labels(sig.symbol)
+        tm.SIGNALS_TOTAL.labels(sig.model_id, "1" if sig.shadow else "0").inc()
+        if sig.shadow:
+            return
+        votes = getattr(sig, "votes", None)
+        score = getattr(sig, "consensus_score", None)
+        ctx = DecisionContext(
+            expected_edge_bps=sig.edge_bps,
+            consensus_score=score,
+            engine_votes=votes,
+            regime=sig.regime or "",
+            features_hash=sig.features_hash,
+            model_id=sig.model_id,
+        )
+        key = (sig.symbol, sig.trace_ts_ns)
+        prev = self.traces.get(key)
+        if prev is None:
+            self.traces[key] = (entry_ms(entry.entry_id), ctx)
+        elif votes or sig.model_id == "consensus":  # the consensus explains the decision
+            self.traces[key] = (prev[0], ctx)
+        if prev is None or votes or sig.model_id == "consensus":
+            self.latest_ctx[sig.symbol] = ctx
+        if score is not None:
+            tm.CONSENSUS_SCORE.labels(sig.symbol).set(score)
+        for model_id, vote in (votes or {}).items():
+            w = vote.get("weight") if isinstance(vote, dict) else None
+            if isinstance(w, (int, float)):
+                tm.MODEL_WEIGHT.labels(sig.symbol, str(model_id)).set(w)
+
+    def _on_order(self, entry: Entry, order: Order) -> None:
+        tm.ORDERS_TOTAL.labels(order.symbol, order.side).inc()
+        known = self.traces.get((order.symbol, order.trace_ts_ns))
+        signal_ms, ctx = known if known else (None, self.latest_ctx.get(order.symbol))
+        base = ctx or DecisionContext()
+        ctx = DecisionContext(
+            order.edge_blended_bps,
+            base.consensus_score,
+            base.engine_votes,
+            base.regime,
+            base.features_hash,
+            base.model_id,
+        )
+        self.orders[order.order_id] = (ctx, signal_ms, entry_ms(entry.entry_id))
+        self._gauge(tm.VAR_PCT, "var_pct", order.symbol, order.var_pct)
+        self.var_by_symbol[order.symbol] = order.var_pct
+        self._portfolio_var()
+
+    def _on_decision(self, d: RiskDecision) -> None:
+        tm.RISK_DECISIONS_TOTAL.labels(d.action, reason_label(d.reason)).inc()
+        self._gauge(tm.EDGE_BLENDED_BPS, "edge_blended_bps", d.symbol, d.edge_blended_bps)
+        self._show_state(d.trading_state)
+        pvar = getattr(d, "portfolio_var_pct", None)
+        if isinstance(pvar, (int, float)):
+            self.portfolio_var_pct = float(pvar)
+            self._portfolio_var()
+
+    def _portfolio_var(self) -> None:
+        """Risk's portfolio VaR when it reports one; else the sum of the per-symbol VaRs
+        (perfect correlation: an upper bound)."""
+        value = self.portfolio_var_pct
+        if value is None:
+            value = sum(self.var_by_symbol.values())
+        self._gauge(tm.VAR_PCT, "var_pct", PORTFOLIO, value)
+
+    def _on_fill(self, entry: Entry, fill: Fill, out: Outbox) -> None:
+        now_ns = time.time_ns()
+        tm.FILLS_TOTAL.labels(fill.symbol, fill.side, fill.venue).inc()
+        tm.FILLED_USD_TOTAL.labels(fill.symbol).inc(fill.qty * fill.price)
+        ctx, signal_ms, order_ms = self.orders.get(fill.order_id, (None, None, None))
+        ctx = ctx or self.latest_ctx.get(fill.symbol) or DecisionContext()
+        if fill.trace_ts_ns:
+            tm.TICK_TO_FILL_SECONDS.observe(max(0.0, (now_ns - fill.trace_ts_ns) / 1e9))
+            hops = hops_s(fill.trace_ts_ns, signal_ms, order_ms, entry_ms(entry.entry_id), now_ns)
+            for hop, seconds in hops.items():
+                tm.HOP_SECONDS.labels(hop).observe(seconds)
+        signed = fill.qty if fill.side == "buy" else -fill.qty
+        result = self.ledger.on_fill(fill.symbol, signed, fill.price, fill.fee, fill.order_id, ctx)
+        slippage_usd = fill.slippage_bps * fill.qty * fill.price / 1e4
+        tm.COSTS_USD.labels("fee", fill.venue).inc(fill.fee)
+        tm.COSTS_USD.labels("slippage", fill.venue).inc(slippage_usd)
+        if result.realized_usd:
+            opening = result.trade.context if result.closed is None else result.closed.context
+            split = split_by_votes(result.realized_usd, opening.engine_votes, opening.model_id)
+            for engine, usd in split.items():
+                tm.PNL_ATTRIBUTED_USD.labels(engine, opening.regime or "unknown", fill.venue).inc(
+                    usd
+                )
+        if result.closed is not None:
+            tm.TRADES_CLOSED_TOTAL.labels(fill.symbol).inc()
+        event = Event(
+            trace_ts_ns=fill.trace_ts_ns,
+            symbol=fill.symbol,
+            ts_ns=fill.ts_ns,
+            timestamp=dt.datetime.fromtimestamp(fill.ts_ns / 1e9, dt.UTC).isoformat(),
+            action=fill.side,
+            size_usd=fill.qty * fill.price,
+            price=fill.price,
+            expected_edge_bps=ctx.expected_edge_bps,
+            consensus_score=ctx.consensus_score,
+            engine_votes=dict(ctx.engine_votes) if ctx.engine_votes else None,
+            regime=ctx.regime,
+            features_hash=ctx.features_hash,
+            costs_bps=costs_bps(fill.qty, fill.price, fill.fee, fill.slippage_bps),
+            realized_pnl_usd=result.closed.realized_pnl_usd if result.closed else None,
+            trade_id=(result.closed or result.trade).trade_id,
+            order_id=fill.order_id,
+            fill_id=fill.fill_id,
+            venue=fill.venue,
+        )
+        out.emit(event)
+        tm.EVENTS_TOTAL.labels(fill.side).inc()
+        self.events_written += 1
+        blob = self._ledger_blob(fill.symbol)
+        out.call(lambda pipe: pipe.hset(LEDGER_KEY, fill.symbol, blob))
+
+    def _ledger_blob(self, symbol: str) -> bytes:
+        book = self.ledger.books[symbol]
+        trade = self.ledger.open.get(symbol)
+        doc: dict[str, Any] = {"book": book.as_dict(), "trade": None}
+        if trade is not None:
+            c = trade.context
+            doc["trade"] = {
+                "trade_id": trade.trade_id,
+                "realized_pnl_usd": trade.realized_pnl_usd,
+                "context": {
+                    "expected_edge_bps": c.expected_edge_bps,
+                    "consensus_score": c.consensus_score,
+                    "engine_votes": dict(c.engine_votes) if c.engine_votes else None,
+                    "regime": c.regime,
+                    "features_hash": c.features_hash,
+                    "model_id": c.model_id,
+                },
+            }
+        return orjson.dumps(doc)
+
+    def _on_position(self, p: Position) -> None:
+        self.positions[p.symbol] = p
+        equity = self.config.equity_usd
+        for symbol, value, realized, unrealized, fees, total in (
+            (
+                p.symbol,
+                p.position_usd,
+                p.realized_pnl_usd,
+                p.unrealized_pnl_usd,
+                p.fees_usd,
+                p.total_pnl_usd,
+            ),
+            (PORTFOLIO, *self._portfolio_sums()),
+        ):
+            self._gauge(tm.POSITION_SIZE_USD, "position_size_usd", symbol, value)
+            self._gauge(tm.PNL_USD, "pnl_usd", symbol, total)
+            tm.PNL_REALIZED_USD.labels(symbol).set(realized)
+            tm.PNL_UNREALIZED_USD.labels(symbol).set(unrealized)
+            tm.FEES_USD.labels(symbol).set(fees)
+            dd_usd, dd_pct = self.drawdown.setdefault(symbol, Drawdown(equity)).update(total)
+            tm.DRAWDOWN_USD.labels(symbol).set(dd_usd)
+            tm.DRAWDOWN_PCT.labels(symbol).set(dd_pct)
+        tm.GROSS_EXPOSURE_USD.set(sum(abs(x.position_usd) for x in self.positions.values()))
+
+    def _portfolio_sums(self) -> tuple[float, float, float, float, float]:
+        ps = self.positions.values()
+        return (
+            sum(x.position_usd for x in ps),
+            sum(x.realized_pnl_usd for x in ps),
+            sum(x.unrealized_pnl_usd for x in ps),
+            sum(x.fees_usd for x in ps),
+            sum(x.total_pnl_usd for x in ps),
+        )
+
     def on_batch_end(self, out: Outbox) -> None:
-        self._show_state()
+        pass
+
+    # ---- the 1 s poll ------------------------------------------------------------------
+
+    async def run_source(self) -> None:
+        """Stream lengths and group lags (XINFO), then the time-series samples."""
+        streams = tuple(STREAMS)
+        while not self.stopping:
+            lengths, groups = await poll(self.r, streams)
+            for stream, n in lengths.items():
+                tm.STREAM_LENGTH.labels(stream).set(n)
+            for g in groups:
+                if g.lag is not None:
+                    tm.STREAM_GROUP_LAG.labels(g.stream, g.group).set(g.lag)
+                tm.STREAM_GROUP_PENDING.labels(g.stream, g.group).set(g.pending)
+            if self.ts.enabled:
+                now_ms = time.time_ns() // 1_000_000
+                samples: list[Sample] = [(m, s, now_ms, v) for (m, s), v in self.gauges.items()]
+                await self.ts.write(self.r, samples)
+            await self._sleep(self.config.poll_interval_s)
 
     def health_details(self) -> dict[str, Any]:
-        return {"entries_seen": self.seen}
+        return {
+            "entries_seen": self.seen,
+            "events_written": self.events_written,
+            "timeseries": self.ts.enabled,
+            "open_trades": len(self.ledger.open),
+        }
 
 
 SERVICE = Telemetry

@@ -1,0 +1,369 @@
+"""The risk decision, pure: ticks, fills, rejections and signals in; decisions (with or
+without an order) and breaker commands out. No I/O, so the same engine runs live,
+in replay, in the benchmark and under hypothesis.
+
+A signal's decision, in order (the first failing step is the reason code):
+1. HALTED -> ``halt``.
+2. quote checks (no_quote, stale_quote, price_band); a signal that reached us later
+   than max_signal_lag_ms -> no new positions (``stale_data``, reduce only).
+3. blend -> edge, uncertainty; costs -> net edge = |edge| - costs - margin.
+4. net edge > 0: size toward sign(edge) (never shrink a same-side position on a
+   weaker edge); edge against the position by > exit_edge_bps: target 0; else
+   ``edge_below_costs``.
+5. limits (incl. portfolio VaR, REDUCING) clip the target; tiny or in-band changes
+   -> ``below_min_order`` / ``within_band``; order rate -> ``order_rate`` /
+   ``symbol_cooldown``; else an order for target - current (filled + working).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+from services.risk_harmoniser import breakers as brk
+from services.risk_harmoniser.blend import SignalBook, blend_book
+from services.risk_harmoniser.config import RiskParams
+from services.risk_harmoniser.costs import horizon_s, net_edge_bps, total_cost_bps
+from services.risk_harmoniser.limits import Book, Caps, OrderRate, quote_check
+from services.risk_harmoniser.portfolio import Portfolio
+from services.risk_harmoniser.sizing import KellyTracker, SizeInputs, size
+from services.risk_harmoniser.var import EwmaCovariance, portfolio_var_pct, position_var_pct
+from shared.control import ControlCommand, TradingState, level_command
+from shared.messages import SIGNALS, Signal
+
+_EWMA_DEPTH = 0.1  # weight of the newest touch depth / volume rate
+
+
+def order_id_for(entry_id: str, symbol: str) -> str:
+    """Deterministic: the same input entry always gives the same order id."""
+    return hashlib.sha256(f"{SIGNALS}:{entry_id}:{symbol}".encode()).hexdigest()[:24]
+
+
+@dataclass(slots=True)
+class Quote:
+    bid: float = 0.0
+    ask: float = 0.0
+    ts_ns: int = 0
+    depth_usd: float = 0.0  # EWMA of the touch depth, both sides
+    volume_usd_per_s: float = 0.0  # EWMA, per covariance sample
+    volume_acc_usd: float = 0.0
+
+    @property
+    def mid(self) -> float:
+        return (self.bid + self.ask) / 2.0
+
+    @property
+    def spread_bps(self) -> float:
+        mid = self.mid
+        return (self.ask - self.bid) / mid * 1e4 if mid > 0 else 0.0
+
+
+@dataclass(slots=True)
+class Decision:
+    symbol: str
+    action: str  # order / reject / halt
+    reason: str
+    edge_bps: float = 0.0
+    uncertainty_bps: float = 0.0
+    cost_bps: float = 0.0
+    target_usd: float = 0.0
+    var_pct: float = 0.0
+    portfolio_var_pct: float = 0.0
+    order_id: str = ""
+    side: str = ""
+    qty: float = 0.0
+    price: float = 0.0
+    reduce_only: bool = False
+
+
+class RiskEngine:
+    def __init__(self, p: RiskParams) -> None:
+        self.p = p
+        self.portfolio = Portfolio(p.equity_usd)
+        self.cov = EwmaCovariance(
+            p.var.sample_ms / 1000.0, p.var.ewma_lambda, p.var.horizon_s, p.var.prior_correlation
+        )
+        self.symbols: list[str] = []
+        self.quotes: list[Quote] = []
+        self.books: list[SignalBook] = []
+        self.vol_hist: list[brk.VolPercentile] = []
+        self.kelly = KellyTracker()
+        self.streak = brk.LossStreak()
+        self.rate = OrderRate()
+        self.day = 0
+        self.day_start_equity_usd = p.equity_usd
+        self.now_ns = 0
+
+    def configure(self, p: RiskParams) -> None:
+        """A new config: limits apply at once; learned state (book, covariance) stays."""
+        self.p = p
+        self.portfolio.starting_equity_usd = p.equity_usd
+
+    def _index(self, symbol: str) -> int:
+        idx = self.cov.index.get(symbol)
+        if idx is None:
+            cls = self.p.symbol_info(symbol).asset_class
+            idx = self.cov.add(symbol, self.p.var.prior_daily_vol_pct.of(cls) / 100.0)
+            self.symbols.append(symbol)
+            self.quotes.append(Quote())
+            self.books.append(SignalBook())
+            self.vol_hist.append(brk.VolPercentile(self.p.breakers.vol_history))
+        return idx
+
+    # ---- market data, fills -------------------------------------------------------------
+
+    def on_tick(
+        self,
+        symbol: str,
+        bid: float,
+        ask: float,
+        bid_size: float,
+        ask_size: float,
+        volume: float | None,
+        ts_ns: int,
+        state: TradingState,
+    ) -> ControlCommand | None:
+        i = self._index(symbol)
+        q = self.quotes[i]
+        q.bid, q.ask, q.ts_ns = bid, ask, max(q.ts_ns, ts_ns)
+        depth = bid_size * bid + ask_size * ask
+        q.depth_usd = (
+            depth if q.depth_usd == 0 else q.depth_usd + _EWMA_DEPTH * (depth - q.depth_usd)
+        )
+        if volume:
+            q.volume_acc_usd += volume * q.mid
+        self.portfolio.marks[symbol] = q.mid
+        self.now_ns = max(self.now_ns, ts_ns)
+        last = self.cov.last_ns
+        if self.cov.sample([qq.mid if qq.ts_ns else 0.0 for qq in self.quotes], self.now_ns):
+            dt_s = (self.now_ns - last) / 1e9 if last else 0.0
+            for k, qq in enumerate(self.quotes):
+                if dt_s > 0:
+                    rate = qq.volume_acc_usd / dt_s
+                    qq.volume_usd_per_s = (
+                        rate
+                        if qq.volume_usd_per_s == 0
+                        else (qq.volume_usd_per_s + _EWMA_DEPTH * (rate - qq.volume_usd_per_s))
+                    )
+                qq.volume_acc_usd = 0.0
+                if self.cov.samples:
+                    self.vol_hist[k].add(self.cov.daily_vol(k))
+            return self.check_breakers(state)
+        return None
+
+    def on_fill(
+        self,
+        fill_id: str,
+        order_id: str,
+        symbol: str,
+        signed_qty: float,
+        price: float,
+        fee_usd: float,
+        state: TradingState,
+    ) -> tuple[bool, ControlCommand | None]:
+        self._index(symbol)
+        new, realized_usd, closed = self.portfolio.on_fill(
+            fill_id, order_id, symbol, signed_qty, price, fee_usd
+        )
+        if not new:
+            return False, None
+        self.portfolio.marks.setdefault(symbol, price)
+        if closed:
+            self.kelly.record(realized_usd)
+            self.streak.record(realized_usd)
+        return True, self.check_breakers(state)
+
+    def on_rejection(self, order_id: str) -> bool:
+        return self.portfolio.on_rejection(order_id)
+
+    # ---- breakers ------------------------------------------------------------------------
+
+    def _roll_day(self) -> None:
+        day = brk.utc_day(self.now_ns)
+        if day != self.day:
+            self.day = day
+            self.day_start_equity_usd = self.portfolio.equity_usd()
+
+    def positions_usd(self) -> tuple[float, ...]:
+        pf = self.portfolio
+        return tuple(pf.exposure_qty(s) * self.quotes[i].mid for i, s in enumerate(self.symbols))
+
+    def portfolio_var_pct(self) -> float:
+        w = self.positions_usd()
+        return portfolio_var_pct(w, self.cov.daily(), self.p.limits.var_z, self._equity())
+
+    def _equity(self) -> float:
+        return max(self.portfolio.equity_usd(), 1e-9)
+
+    def check_breakers(self, state: TradingState) -> ControlCommand | None:
+        """A control command when a breaker trips or a timed halt expires, else None."""
+        if not self.now_ns:
+            return None
+        self._roll_day()
+        b = self.p.breakers
+        if state.halted:
+            if state.until_ns and self.now_ns >= state.until_ns:
+                return ControlCommand(action="resume", reason="halt expired", source="risk")
+            return None
+        dd = brk.drawdown_pct(self.day_start_equity_usd, self.portfolio.equity_usd())
+        if dd >= b.daily_drawdown_pct:
+            until = brk.next_utc_midnight_ns(self.now_ns)
+            return level_command("HALT_ALL_TRADING", f"breaker:daily_drawdown {dd:.2f}%", until)
+        var = self.portfolio_var_pct()
+        if var > b.halt_var_pct:
+            return level_command("HALT_ALL_TRADING", f"breaker:portfolio_var {var:.2f}%")
+        return None
+
+    def loss_budget_usd(self) -> float:
+        """Daily loss stop left today: stop - today's loss (USD, >= 0)."""
+        stop = self.p.limits.daily_loss_stop_pct / 100.0 * self.day_start_equity_usd
+        lost = max(0.0, self.day_start_equity_usd - self.portfolio.equity_usd())
+        return max(0.0, stop - lost)
+
+    def caps(self, asset_class: str) -> Caps:
+        lim, pre = self.p.limits, self.p.pretrade
+        return Caps(
+            lim.name_cap_pct.of(asset_class),
+            lim.leverage.of(asset_class),
+            lim.sector_cap_pct,
+            lim.gross_cap_pct,
+            lim.single_trade_risk_pct,
+            lim.var_limit_pct,
+            lim.var_z,
+            pre.max_order_usd,
+        )
+
+    # ---- the decision --------------------------------------------------------------------
+
+    def on_signal(
+        self, sig: Signal, entry_id: str, state: TradingState, wall_ns: int
+    ) -> Decision | None:
+        """The decision for one signal; None for a shadow signal (not ours to act on)."""
+        if sig.shadow:
+            return None
+        i = self._index(sig.symbol)
+        self.books[i].add(sig)
+        p = self.p
+        self.now_ns = max(self.now_ns, sig.ts_ns)
+        edge, unc, _ = blend_book(self.books[i], sig.ts_ns, p.blend)
+        d = Decision(sig.symbol, "reject", "", edge, unc)
+        if state.halted:
+            d.action, d.reason = "halt", f"trading_halted:{state.reason}"
+            return d
+        q = self.quotes[i]
+        bad = quote_check(
+            q.ts_ns,
+            q.mid,
+            sig.mid,
+            sig.ts_ns,
+            p.pretrade.max_quote_age_ms,
+            p.pretrade.price_band_bps,
+        )
+        if bad:
+            d.reason = bad
+            return d
+        stale = (
+            sig.trace_ts_ns > 0 and (wall_ns - sig.trace_ts_ns) / 1e6 > p.pretrade.max_signal_lag_ms
+        )
+        reducing = state.state == "REDUCING" or stale
+        self._roll_day()
+        mark = q.mid
+        info = p.symbol_info(sig.symbol)
+        equity = self._equity()
+        w = self.positions_usd()
+        x = w[i]
+        cov = self.cov.daily()
+        sigma = math.sqrt(max(0.0, cov[i][i]))
+
+        # costs and the gate
+        defence = self.vol_hist[i].above(p.breakers.vol_percentile, p.breakers.vol_min_samples)
+        size_mult = self.streak.size_mult(p.breakers.loss_streak, p.breakers.loss_streak_size_mult)
+        if defence:
+            size_mult *= p.breakers.defence_size_mult
+        c = p.costs
+        fees = c.venues[c.venue]
+        fee_bps = fees.maker_fee_bps if c.liquidity == "maker" else fees.taker_fee_bps
+        f_kelly = self.kelly.f(
+            p.sizing.kelly_prior_win_rate,
+            p.sizing.kelly_prior_win_loss,
+            p.sizing.kelly_prior_trades,
+        )
+        full_usd = min(
+            equity * p.sizing.target_vol_pct / 100.0 / sigma if sigma > 0 else 0.0,
+            equity * p.sizing.kelly_fraction * f_kelly,
+        )
+        liquidity = (q.volume_usd_per_s * c.participation_window_s) or q.depth_usd
+        d.cost_bps = cost = total_cost_bps(
+            q.spread_bps,
+            full_usd,
+            liquidity,
+            c.impact_coeff_bps,
+            fee_bps,
+            c.funding_bps_per_hour.of(info.asset_class),
+            horizon_s(sig.horizon, c.default_hold_s),
+            self.cov.sigma_bps_per_sqrt_s(i),
+            c.latency_ms,
+            c.round_trip,
+        )
+        margin = c.safety_margin_bps + (p.breakers.defence_extra_margin_bps if defence else 0.0)
+        net = net_edge_bps(edge, cost, margin)
+        direction = 1.0 if edge >= 0 else -1.0
+        why = "edge"
+        if net <= 0.0:
+            if x != 0.0 and edge * x < 0 and abs(edge) > c.exit_edge_bps:
+                why = "exit"
+            else:
+                d.reason = "stale_data" if stale else "edge_below_costs"
+                return d
+
+        # size within every limit
+        book = Book(
+            w,
+            tuple(p.symbol_info(s).asset_class for s in self.symbols),
+            tuple(p.sector(s) for s in self.symbols),
+            cov,
+            equity,
+            self.loss_budget_usd(),
+        )
+        inputs = SizeInputs(
+            direction,
+            net if why == "edge" else 0.0,
+            p.sizing.target_vol_pct,
+            p.sizing.kelly_fraction,
+            f_kelly,
+            p.sizing.full_size_edge_bps,
+            size_mult,
+        )
+        target, binding = size(i, inputs, book, self.caps(info.asset_class), reducing)
+        if why == "edge" and x * direction > 0 and abs(target) < abs(x) and not binding:
+            target = x  # never shrink a same-side position just because the edge weakened
+        delta = target - x
+        d.target_usd = target
+        d.var_pct = position_var_pct(target, sigma, p.limits.var_z, equity)
+        w_after = list(w)
+        w_after[i] = target
+        d.portfolio_var_pct = portfolio_var_pct(w_after, cov, p.limits.var_z, equity)
+        if abs(delta) < max(p.sizing.min_order_usd, 1e-9):
+            d.reason = ("stale_data" if stale else binding) or "below_min_order"
+            return d
+        if target * x > 0 and abs(delta) < p.sizing.rebalance_band_pct / 100.0 * abs(x):
+            d.reason = "within_band"
+            return d
+        rate = self.rate.check(
+            sig.symbol, sig.ts_ns, p.pretrade.max_orders_per_s, p.pretrade.symbol_cooldown_ms
+        )
+        if rate:
+            d.reason = rate
+            return d
+        d.action = "order"
+        d.reason = why + (f":{binding}" if binding else "")
+        d.order_id = order_id_for(entry_id, sig.symbol)
+        d.side = "buy" if delta > 0 else "sell"
+        d.qty = abs(delta) / mark
+        d.price = mark
+        d.reduce_only = abs(target) <= abs(x) and target * x >= 0
+        signed = d.qty if delta > 0 else -d.qty
+        self.portfolio.add_working(d.order_id, sig.symbol, signed)
+        self.rate.record(sig.symbol, sig.ts_ns)
+        return d
