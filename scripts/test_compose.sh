@@ -87,7 +87,10 @@ cleanup() {
     fi
     wait "$DOCKERD_PID" 2>/dev/null
     say "dockerd (pid $DOCKERD_PID) stopped"
+    # Its containerd and shims run under our exec-root; none may outlive the test.
+    for pid in $(pgrep -f -- "$WORK/exec"); do kill -KILL "$pid" 2>/dev/null; done
   fi
+  [ "$rc" = 0 ] || [ ! -f "$WORK/dockerd.log" ] || tail -5 "$WORK/dockerd.log"
   # Whatever dockerd left mounted under our temp dir (overlays, netns) goes first.
   grep -o -e " $WORK[^ ]*" -e " $CACHE/docker[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
   rm -rf --one-file-system "$WORK"
@@ -96,7 +99,6 @@ cleanup() {
     say "PASSED in $(printf '%.1f' "$(elapsed)") s wall time"
   else
     say "FAILED (exit $rc) after $(printf '%.1f' "$(elapsed)") s"
-    [ -f "$WORK/dockerd.log" ] && tail -5 "$WORK/dockerd.log"
   fi
   exit "$rc"
 }
