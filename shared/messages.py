@@ -174,6 +174,8 @@ class Signal(Message):
     consensus_score: float | None = None
     # model_id -> {"edge_bps": .., "confidence": .., "weight": ..}: telemetry's engine_votes.
     votes: dict[str, Any] | None = None
+    # The model carrying the largest share of the consensus score of this symbol.
+    leading_model: str | None = None
 
 
 class Order(Message):

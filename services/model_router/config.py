@@ -1,40 +1,175 @@
-"""Schema of conf/model_router_rules.yml: which models speak for which instruments."""
+"""Schema of conf/model_router_rules.yml: which models speak for which instruments.
+
+Every error names its key: an unknown model (``rules.0.models.1.id``), a bad pattern
+(``rules.2.pattern``), a negative weight (``rules.0.models.0.weight``), an unknown
+regime (``regimes``). Everything the router compiles from a config is checked here, so
+a config that validates always applies (the parameter server validates before storing,
+and every service validates again before applying).
+"""
 
 from __future__ import annotations
 
-import fnmatch
+import re
+from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from services.model_router.models import ALL_REGIMES, horizon_ns
+from services.model_router.registry import CATALOGUE
 from shared.config import ComponentConfig, Frozen
+
+ASSET_CLASSES: tuple[str, ...] = ("crypto", "stocks", "fx", "futures")  # as in feature_bus
+CLASS_PREFIX = "class:"
+_PATTERN_CHARS = re.compile(r"^[A-Za-z0-9._/:\-*?\[\]!]+$")
+_GLOB_CHARS = frozenset("*?[")
+
+
+def _known(model_id: str) -> str:
+    if model_id not in CATALOGUE:
+        raise ValueError(f"unknown model {model_id!r} (known: {', '.join(sorted(CATALOGUE))})")
+    return model_id
+
+
+def pattern_kind(pattern: str) -> str:
+    """'class', 'glob' or 'exact'; ValueError saying what is wrong with a bad pattern."""
+    if pattern.startswith(CLASS_PREFIX):
+        name = pattern[len(CLASS_PREFIX) :]
+        if name not in ASSET_CLASSES:
+            raise ValueError(
+                f"bad pattern {pattern!r}: unknown asset class {name!r} "
+                f"(known: {', '.join(ASSET_CLASSES)})"
+            )
+        return "class"
+    if len(pattern) > 64 or not _PATTERN_CHARS.match(pattern):
+        raise ValueError(
+            f"bad pattern {pattern!r}: use a symbol, a glob (* ? [..]) or class:<asset class>"
+        )
+    depth = 0
+    for ch in pattern:
+        if ch == "[":
+            if depth:
+                raise ValueError(f"bad pattern {pattern!r}: nested '['")
+            depth = 1
+        elif ch == "]" and depth:
+            depth = 0
+    if depth:
+        raise ValueError(f"bad pattern {pattern!r}: unbalanced '['")
+    if "[]" in pattern or "[!]" in pattern:
+        raise ValueError(f"bad pattern {pattern!r}: empty character set")
+    return "glob" if _GLOB_CHARS & set(pattern) else "exact"
 
 
 class ModelWeight(Frozen):
     id: str = Field(min_length=1)
-    weight: float = Field(default=1.0, ge=0)
+    weight: float = Field(default=1.0, ge=0, le=1_000)
     shadow: bool = False
+
+    _known_id = field_validator("id")(_known)
 
 
 class RoutingRule(Frozen):
-    """Instrument pattern (exact or glob) and horizon -> ordered models with weights."""
+    """Instrument pattern and horizon -> ordered models with weights.
+
+    Patterns: ``BTC-USD`` (exact), ``*-USD`` (glob: * ? [..] [!..]) or ``class:crypto``
+    (asset class, through the top-level ``asset_classes`` map). For a symbol and a
+    horizon the most specific matching rule wins (exact, then class, then glob); among
+    equals the first in the file.
+    """
 
     pattern: str = Field(min_length=1)
     horizon: str = Field(default="1m", pattern=r"^\d+(ms|s|m|h|d)$")
     models: tuple[ModelWeight, ...] = Field(min_length=1)
 
-    @field_validator("models")
+    @field_validator("pattern")
     @classmethod
-    def _known_models(cls, models: tuple[ModelWeight, ...]) -> tuple[ModelWeight, ...]:
-        from services.model_router.models import MODELS
+    def _pattern(cls, pattern: str) -> str:
+        pattern_kind(pattern)
+        return pattern
 
-        for mw in models:
-            if mw.id not in MODELS:
-                raise ValueError(f"unknown model {mw.id!r} (known: {', '.join(sorted(MODELS))})")
-        return models
+    @field_validator("horizon")
+    @classmethod
+    def _horizon(cls, horizon: str) -> str:
+        if horizon_ns(horizon) <= 0:
+            raise ValueError("horizon must be longer than 0")
+        return horizon
 
-    def matches(self, symbol: str) -> bool:
-        return fnmatch.fnmatchcase(symbol, self.pattern)
+    @model_validator(mode="after")
+    def _models(self) -> RoutingRule:
+        seen: set[str] = set()
+        for i, mw in enumerate(self.models):
+            if mw.id in seen:
+                raise ValueError(f"models.{i}.id: model {mw.id!r} listed twice")
+            seen.add(mw.id)
+            served = CATALOGUE[mw.id].horizons
+            if served is not None and self.horizon not in served:
+                raise ValueError(
+                    f"models.{i}.id: model {mw.id!r} does not serve horizon {self.horizon}"
+                )
+        return self
+
+
+class ConsensusParams(Frozen):
+    """Consensus and switch-log knobs (seed 003 §1 as quoted in issue 4)."""
+
+    half_life_s: float = Field(default=300.0, gt=0, description="reliability half-life of a vote")
+    k: float = Field(default=1.0, ge=0, description="gate: |S| > k * rolling_std(S)")
+    window: int = Field(default=100, ge=2, le=100_000, description="rolling_std window (scores)")
+    min_samples: int = Field(default=20, ge=2, description="scores before the gate can open")
+    penalty_lambda: float = Field(default=1.0, ge=0, description="pull towards base weights")
+    corr_window: int = Field(default=100, ge=10, le=10_000, description="votes kept for C")
+    switch_margin: float = Field(
+        default=1.5, ge=1.0, description="a challenger must carry this times the leader's share"
+    )
+    switch_half_life_s: float = Field(
+        default=30.0, gt=0, description="smoothing of the shares that decide the leader"
+    )
 
 
 class RouterRules(ComponentConfig):
+    # symbol -> asset class, for class:<name> patterns.
+    asset_classes: dict[str, str] = Field(default_factory=dict)
+    # regime -> models approved to vote in it (seed 003 §2); a regime left out uses each
+    # model's own default approvals.
+    regimes: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    consensus: ConsensusParams = ConsensusParams()
     rules: tuple[RoutingRule, ...] = Field(min_length=1)
+
+    @field_validator("asset_classes")
+    @classmethod
+    def _classes(cls, classes: dict[str, str]) -> dict[str, str]:
+        for symbol, name in classes.items():
+            if name not in ASSET_CLASSES:
+                raise ValueError(
+                    f"asset_classes.{symbol}: unknown asset class {name!r} "
+                    f"(known: {', '.join(ASSET_CLASSES)})"
+                )
+        return classes
+
+    @field_validator("regimes")
+    @classmethod
+    def _regimes(cls, regimes: dict[str, Any]) -> dict[str, Any]:
+        for regime, models in regimes.items():
+            if regime not in ALL_REGIMES:
+                raise ValueError(
+                    f"regimes.{regime}: unknown regime (known: {', '.join(sorted(ALL_REGIMES))})"
+                )
+            for i, model_id in enumerate(models):
+                try:
+                    _known(model_id)
+                except ValueError as exc:
+                    raise ValueError(f"regimes.{regime}.{i}: {exc}") from None
+        return regimes
+
+    @field_validator("rules")
+    @classmethod
+    def _unique(cls, rules: tuple[RoutingRule, ...]) -> tuple[RoutingRule, ...]:
+        first: dict[tuple[str, str], int] = {}
+        for i, rule in enumerate(rules):
+            key = (rule.pattern, rule.horizon)
+            if key in first:
+                raise ValueError(
+                    f"rules.{i}: same pattern {rule.pattern!r} and horizon {rule.horizon} "
+                    f"as rules.{first[key]}"
+                )
+            first[key] = i
+        return rules

@@ -1,0 +1,49 @@
+"""model_router's own Prometheus metrics, declared together; names carry their unit.
+
+Per-model figures are kept as plain counters in the registry on the hot path and
+copied here once per batch (a Prometheus observe per model call would cost more than
+most models do).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+SWITCHES = Counter(
+    "model_router_switches_total",
+    "Leading-model changes written to router.switches",
+    ["symbol"],
+)
+CONSENSUS_SIGNALS = Counter(
+    "model_router_consensus_signals_total",
+    "Consensus signals emitted, by whether the |S| > k * rolling_std(S) gate opened",
+    ["horizon", "gate"],
+)
+SHADOW_SIGNALS = Counter(
+    "model_router_shadow_signals_total", "Shadow-model signals emitted", ["model_id"]
+)
+CONSENSUS_SCORE = Gauge(
+    "model_router_consensus_score", "Latest consensus score S in [-1, 1]", ["symbol", "horizon"]
+)
+MODEL_CALLS = Counter("model_router_model_calls_total", "Model predict calls", ["model_id"])
+MODEL_WAITS = Counter(
+    "model_router_model_waits_total", "Predict calls with no opinion (waiting)", ["model_id"]
+)
+MODEL_ERRORS = Counter("model_router_model_errors_total", "Model calls that raised", ["model_id"])
+MODEL_LATENCY_US = Gauge(
+    "model_router_model_latency_mean_us", "Mean predict time per call", ["model_id"]
+)
+MODEL_HIT_RATE = Gauge(
+    "model_router_model_hit_rate_ratio",
+    "Share of scored calls in the realised direction",
+    ["model_id"],
+)
+MODEL_BRIER = Gauge(
+    "model_router_model_brier_score",
+    "Running Brier score (0 best, 0.25 coin flip)",
+    ["model_id", "horizon"],
+)
+OUTCOMES_PENDING = Gauge(
+    "model_router_outcomes_pending_entries", "Predictions waiting for their horizon to elapse"
+)
+ROUTE_CACHE = Gauge("model_router_route_cache_entries", "Symbols in the routing cache")

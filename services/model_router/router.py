@@ -1,0 +1,266 @@
+"""The router's core: one features message in, its signals and switches out. No I/O.
+
+Per features message ``f`` of a symbol:
+
+1. outcomes of earlier predictions on that symbol that matured at ``f`` are scored
+   (hit rate, Brier score per model and horizon) and fed to the learning models;
+2. every model routed for the symbol observes ``f`` once;
+3. per matched (rule, horizon): each routed model predicts; the live models approved
+   in ``f.regime`` vote (a waiting model's last vote stays, ageing, for at most
+   ``HELD_VOTE_HALF_LIVES`` half-lives); consensus (see ``consensus.py``) gives S and the
+   consensus edge; one live signal ``model_id="consensus"`` is emitted, its confidence
+   ``min(1, |S|)`` if the gate ``|S| > k * rolling_std(S, window)`` is passed, else 0 (so
+   risk ignores it); each approved shadow model with an opinion gets its own signal
+   with ``shadow=True``;
+4. the symbol's leading model is updated; a change is a ``RouterSwitch``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.model_router.config import RouterRules
+from services.model_router.consensus import Consensus, ScoreGate, Vote, VoteHistory, consensus
+from services.model_router.leader import LeaderTracker
+from services.model_router.models import Prediction
+from services.model_router.outcomes import OutcomeBook, Pending
+from services.model_router.registry import ModelRegistry, Scorecard
+from services.model_router.routing import Route, RoutingTable
+from shared.messages import Features, Message, RouterSwitch, Signal
+
+CONSENSUS_ID = "consensus"
+HELD_VOTE_HALF_LIVES = 3.0  # a held vote older than this many half-lives is dropped
+
+
+@dataclass(slots=True)
+class HorizonState:
+    """Consensus state of one symbol and horizon under one set of routed models."""
+
+    models: tuple[str, ...]
+    gate: ScoreGate
+    history: VoteHistory
+    held: dict[str, tuple[int, float, float]] = field(default_factory=dict)  # id -> ts, e, c
+
+
+class Router:
+    def __init__(self, rules: RouterRules, registry: ModelRegistry | None = None) -> None:
+        self.registry = registry or ModelRegistry()
+        self.outcomes = OutcomeBook()
+        self.leaders = LeaderTracker(
+            rules.consensus.switch_margin, rules.consensus.switch_half_life_s
+        )
+        self.consensus_scores: dict[str, Scorecard] = {}  # horizon -> the consensus' record
+        self._states: dict[tuple[str, str], HorizonState] = {}
+        self.signals = self.gate_open = self.switches = 0
+        self.table = RoutingTable(rules, epoch=0)
+        self.params = rules.consensus
+
+    def reload(self, rules: RouterRules) -> None:
+        """New rules: a new routing table (so a fresh route cache). Consensus state is
+        kept per symbol and horizon while its routed models and the consensus knobs are
+        unchanged, else restarted."""
+        if rules.consensus != self.params:
+            self._states.clear()
+        self.table = RoutingTable(rules, epoch=self.table.epoch + 1)
+        self.params = rules.consensus
+        self.leaders.margin = rules.consensus.switch_margin
+        self.leaders.half_life_s = rules.consensus.switch_half_life_s
+
+    # ---- one message -----------------------------------------------------------------
+
+    def handle(self, f: Features) -> list[Message]:
+        self._score_outcomes(f)
+        routes = self.table.routes(f.symbol)
+        out: list[Message] = []
+        if not routes:
+            return out
+        observed: set[str] = set()
+        for route in routes:
+            for model_id in route.models:
+                if model_id not in observed:
+                    observed.add(model_id)
+                    self.registry.observe(model_id, f)
+        shares: dict[str, float] = {}
+        live_signals: list[Signal] = []
+        for route in routes:
+            sig, route_shares, shadow = self._route(f, route)
+            live_signals.append(sig)
+            out.extend(shadow)
+            for model_id, share in route_shares.items():
+                shares[model_id] = max(share, shares.get(model_id, 0.0))
+        routed = (
+            routes[0].voters if len(routes) == 1 else frozenset().union(*(r.voters for r in routes))
+        )
+        switch = self.leaders.update(f.symbol, shares, f.regime, self.table.epoch, f.ts_ns, routed)
+        leader = self.leaders.leader(f.symbol)
+        for sig in live_signals:
+            sig.leading_model = leader
+        out[:0] = live_signals
+        if switch is not None:
+            self.switches += 1
+            out.append(
+                RouterSwitch(
+                    trace_ts_ns=f.trace_ts_ns,
+                    symbol=switch.symbol,
+                    ts_ns=f.ts_ns,
+                    from_model=switch.from_model,
+                    to_model=switch.to_model,
+                    reason=switch.reason,
+                )
+            )
+        self.signals += len(out) - (switch is not None)
+        return out
+
+    def _state(self, f: Features, route: Route) -> HorizonState:
+        key = (f.symbol, route.horizon)
+        st = self._states.get(key)
+        if st is None or st.models != route.models:
+            p = self.params
+            st = self._states[key] = HorizonState(
+                route.models,
+                ScoreGate(p.k, p.window, p.min_samples),
+                VoteHistory(route.models, p.corr_window, p.min_samples),
+            )
+        return st
+
+    def _route(self, f: Features, route: Route) -> tuple[Signal, dict[str, float], list[Signal]]:
+        st = self._state(f, route)
+        preds: dict[str, Prediction | None] = {
+            m: self.registry.predict(m, f, route.horizon) for m in route.models
+        }
+        votes = self._votes(f, route, st, preds)
+        corr = st.history.corr([v.model_id for v in votes]) if len(votes) > 1 else None
+        c = consensus(
+            votes,
+            corr,
+            half_life_s=self.params.half_life_s,
+            penalty_lambda=self.params.penalty_lambda,
+        )
+        st.history.add(
+            {
+                v.model_id: (2.0 * p - 1.0) * _sign(v.edge_bps)
+                for v, p in zip(votes, c.probabilities, strict=True)
+            }
+        )
+        passed = False
+        if votes:  # S is recorded only when somebody voted
+            passed, _ = st.gate.judge(c.score)
+        self.gate_open += passed
+        sig = Signal(
+            trace_ts_ns=f.trace_ts_ns,
+            symbol=f.symbol,
+            ts_ns=f.ts_ns,
+            model_id=CONSENSUS_ID,
+            horizon=route.horizon,
+            edge_bps=c.edge_bps,
+            confidence=min(1.0, abs(c.score)) if passed else 0.0,
+            shadow=False,
+            regime=f.regime,
+            mid=f.mid,
+            features_hash=f.features_hash,
+            consensus_score=c.score,
+            votes=votes_json(votes, c),
+        )
+        shadow = [
+            Signal(
+                trace_ts_ns=f.trace_ts_ns,
+                symbol=f.symbol,
+                ts_ns=f.ts_ns,
+                model_id=m,
+                horizon=route.horizon,
+                edge_bps=pred[0],
+                confidence=pred[1],
+                shadow=True,
+                regime=f.regime,
+                mid=f.mid,
+                features_hash=f.features_hash,
+            )
+            for m in route.shadow[f.regime]
+            if (pred := preds.get(m)) is not None
+        ]
+        calls = tuple((m, p[0], (1.0 + p[1]) / 2.0) for m, p in preds.items() if p is not None)
+        if c.score != 0.0:
+            calls += ((CONSENSUS_ID, c.edge_bps, (1.0 + min(1.0, abs(c.score))) / 2.0),)
+        self.outcomes.add(Pending(f, route.horizon, route.models, calls), route.horizon_ns)
+        shares = {v.model_id: c.contribution(i, v) for i, v in enumerate(votes)}
+        return sig, shares, shadow
+
+    def _votes(
+        self, f: Features, route: Route, st: HorizonState, preds: dict[str, Prediction | None]
+    ) -> list[Vote]:
+        max_age_ns = int(HELD_VOTE_HALF_LIVES * self.params.half_life_s * 1e9)
+        votes: list[Vote] = []
+        for model_id, weight in route.live[f.regime]:
+            pred = preds.get(model_id)
+            if pred is not None:
+                st.held[model_id] = (f.ts_ns, pred[0], pred[1])
+                ts_ns, edge_bps, conf = f.ts_ns, pred[0], pred[1]
+            else:
+                held = st.held.get(model_id)
+                if held is None or f.ts_ns - held[0] > max_age_ns:
+                    continue  # waiting, with nothing recent to say
+                ts_ns, edge_bps, conf = held
+            brier = self.registry.scorecard(model_id, route.horizon).brier
+            votes.append(
+                Vote(
+                    model_id,
+                    edge_bps,
+                    min(1.0, max(0.0, conf)),
+                    weight,
+                    brier,
+                    (f.ts_ns - ts_ns) / 1e9,
+                )
+            )
+        return votes
+
+    # ---- outcomes --------------------------------------------------------------------
+
+    def _score_outcomes(self, f: Features) -> None:
+        for o in self.outcomes.mature(f):
+            p = o.pending
+            if o.realised_bps != 0.0:
+                for model_id, edge_bps, p_dir in p.calls:
+                    if edge_bps == 0.0:
+                        continue
+                    hit = (edge_bps > 0) == (o.realised_bps > 0)
+                    if model_id == CONSENSUS_ID:
+                        card = self.consensus_scores.setdefault(p.horizon, Scorecard())
+                    else:
+                        card = self.registry.scorecard(model_id, p.horizon)
+                    card.add(p_dir, hit, o.ts_ns)
+            for model_id in p.model_ids:
+                self.registry.learn(model_id, p.features, p.horizon, o.realised_bps)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "signals": self.signals,
+            "gate_open": self.gate_open,
+            "switches": self.switches,
+            "outcomes_pending": self.outcomes.pending(),
+            "consensus_hit_rate": {
+                h: round(c.hits / c.scored, 4) if c.scored else None
+                for h, c in self.consensus_scores.items()
+            },
+        }
+
+
+def _sign(x: float) -> float:
+    return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+
+
+def votes_json(votes: list[Vote], c: Consensus) -> dict[str, Any]:
+    """model_id -> its vote, for telemetry's engine_votes."""
+    return {
+        v.model_id: {
+            "edge_bps": v.edge_bps,
+            "confidence": v.confidence,
+            "weight": c.weights[i],
+            "p": c.probabilities[i],
+            "reliability": c.reliabilities[i],
+            "rule_weight": v.rule_weight,
+            "brier": v.brier,
+            "age_s": v.age_s,
+        }
+        for i, v in enumerate(votes)
+    }

@@ -1,0 +1,307 @@
+"""Routing rules (schema, precedence, regime approval, cache), the router core (one
+consensus signal per matched rule and horizon, shadow signals, gate, switch log,
+outcome scoring) and the leader tracker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from services.model_router.config import RouterRules
+from services.model_router.leader import LeaderTracker
+from services.model_router.router import CONSENSUS_ID, Router
+from services.model_router.routing import RoutingTable
+from shared.config import ConfigError, load_file, validate
+from shared.messages import Features, RouterSwitch, Signal
+
+T0 = 1_700_000_000_000_000_000
+SEC = 10**9
+
+
+def rules(doc: dict[str, Any]) -> RouterRules:
+    cfg = validate("model_router", doc)
+    assert isinstance(cfg, RouterRules)
+    return cfg
+
+
+def feat(symbol: str = "BTC-USD", ts_ns: int = T0, **kw: Any) -> Features:
+    base: dict[str, Any] = dict(
+        symbol=symbol,
+        ts_ns=ts_ns,
+        mid=100.0,
+        spread_bps=1.0,
+        regime="TREND",
+        features_hash="h",
+        bid_size=3.0,
+        ask_size=1.0,
+        ema_short=100.0,
+        ema_long=100.0,
+    )
+    base.update(kw)
+    return Features(**base)
+
+
+ONE_RULE = {"rules": [{"pattern": "*", "horizon": "1m", "models": [{"id": "book_pressure"}]}]}
+
+
+# ---- schema: bad rules are refused naming the key -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("doc", "named"),
+    [
+        (
+            {"rules": [{"pattern": "*", "models": [{"id": "book_pressure"}, {"id": "astrology"}]}]},
+            r"rules\.0\.models\.1\.id: Value error, unknown model 'astrology'",
+        ),
+        (
+            {"rules": [{"pattern": "BTC[", "models": [{"id": "book_pressure"}]}]},
+            r"rules\.0\.pattern: .*bad pattern 'BTC\[': unbalanced",
+        ),
+        (
+            {"rules": [{"pattern": "BTC USD", "models": [{"id": "book_pressure"}]}]},
+            r"rules\.0\.pattern: .*bad pattern",
+        ),
+        (
+            {"rules": [{"pattern": "class:bonds", "models": [{"id": "book_pressure"}]}]},
+            r"rules\.0\.pattern: .*unknown asset class 'bonds'",
+        ),
+        (
+            {"rules": [{"pattern": "*", "models": [{"id": "book_pressure", "weight": -1}]}]},
+            r"rules\.0\.models\.0\.weight: Input should be greater than or equal to 0",
+        ),
+        (
+            {**ONE_RULE, "regimes": {"CHAOS": ["book_pressure"]}},
+            r"regimes: Value error, regimes\.CHAOS: unknown regime",
+        ),
+        (
+            {**ONE_RULE, "regimes": {"TREND": ["tea_leaves"]}},
+            r"regimes: .*regimes\.TREND\.0: unknown model 'tea_leaves'",
+        ),
+        (
+            {**ONE_RULE, "asset_classes": {"BTC-USD": "bonds"}},
+            r"asset_classes: .*asset_classes\.BTC-USD: unknown asset class",
+        ),
+        (
+            {"rules": [{"pattern": "*", "horizon": "1 week", "models": [{"id": "trend"}]}]},
+            r"rules\.0\.horizon: String should match pattern",
+        ),
+        (
+            {"rules": [{"pattern": "*", "models": [{"id": "trend"}, {"id": "trend"}]}]},
+            r"rules\.0: .*models\.1\.id: model 'trend' listed twice",
+        ),
+        ({"rules": ONE_RULE["rules"] * 2}, r"rules: .*rules\.1: same pattern '\*'"),
+        ({**ONE_RULE, "consensus": {"k": -1}}, r"consensus\.k: Input should be greater"),
+        ({**ONE_RULE, "rulez": []}, r"rulez: unknown key"),
+    ],
+)
+def test_bad_rules_are_rejected_naming_the_key(doc: dict[str, Any], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        validate("model_router", doc)
+
+
+def test_shipped_rules_validate_and_cover_the_synthetic_symbols() -> None:
+    cfg = load_file("model_router")
+    assert isinstance(cfg, RouterRules)
+    table = RoutingTable(cfg)
+    for symbol in ("BTC-USD", "ETH-USD", "SOL-USD", "AAPL", "UNLISTED"):
+        assert table.routes(symbol), symbol
+
+
+# ---- routing table ------------------------------------------------------------------
+
+
+def test_most_specific_rule_wins_per_horizon_exact_then_class_then_glob() -> None:
+    cfg = rules(
+        {
+            "asset_classes": {"BTC-USD": "crypto", "ETH-USD": "crypto", "AAPL": "stocks"},
+            "rules": [
+                {"pattern": "*", "horizon": "1m", "models": [{"id": "range"}]},
+                {"pattern": "class:crypto", "horizon": "1m", "models": [{"id": "trend"}]},
+                {"pattern": "BTC-USD", "horizon": "1m", "models": [{"id": "breakout"}]},
+                {"pattern": "*-USD", "horizon": "5m", "models": [{"id": "ma_momentum"}]},
+            ],
+        }
+    )
+    table = RoutingTable(cfg)
+
+    def models(symbol: str) -> list[tuple[str, tuple[str, ...]]]:
+        return [(r.horizon, r.models) for r in table.routes(symbol)]
+
+    assert models("BTC-USD") == [("1m", ("breakout",)), ("5m", ("ma_momentum",))]
+    assert models("ETH-USD") == [("1m", ("trend",)), ("5m", ("ma_momentum",))]
+    assert models("AAPL") == [("1m", ("range",))]
+    assert table.routes("AAPL") is table.routes("AAPL")  # cached
+
+
+def test_regime_matrix_shadow_flag_and_zero_weight() -> None:
+    cfg = rules(
+        {
+            "regimes": {"TREND": ["trend", "book_pressure", "meta_logistic"], "ILLIQUID": []},
+            "rules": [
+                {
+                    "pattern": "*",
+                    "models": [
+                        {"id": "book_pressure", "weight": 2.0},
+                        {"id": "trend"},
+                        {"id": "ma_momentum", "weight": 0},
+                        {"id": "meta_logistic", "shadow": True},
+                    ],
+                }
+            ],
+        }
+    )
+    (route,) = RoutingTable(cfg).routes("X")
+    assert route.models == ("book_pressure", "trend", "meta_logistic")  # weight 0: not run
+    assert route.live["TREND"] == (("book_pressure", 2.0), ("trend", 1.0))
+    assert route.shadow["TREND"] == ("meta_logistic",)
+    assert route.live["ILLIQUID"] == () and route.shadow["ILLIQUID"] == ()
+    # RANGE is not in the matrix: the models' own defaults apply (trend is TREND-only)
+    assert route.live["RANGE"] == (("book_pressure", 2.0),)
+
+
+def test_reload_replaces_the_cached_routes() -> None:
+    router = Router(rules(ONE_RULE))
+    assert router.table.routes("BTC-USD")[0].models == ("book_pressure",)
+    router.reload(
+        rules({"rules": [{"pattern": "*", "horizon": "5m", "models": [{"id": "trend"}]}]})
+    )
+    (route,) = router.table.routes("BTC-USD")
+    assert (route.horizon, route.models) == ("5m", ("trend",))
+
+
+# ---- the router core ----------------------------------------------------------------
+
+
+def signals(msgs: list[Any]) -> list[Signal]:
+    return [m for m in msgs if isinstance(m, Signal)]
+
+
+def test_one_consensus_signal_per_rule_and_horizon_plus_shadow() -> None:
+    router = Router(
+        rules(
+            {
+                "regimes": {"TREND": ["book_pressure", "ma_momentum", "trend"]},
+                "rules": [
+                    {
+                        "pattern": "*",
+                        "horizon": "1m",
+                        "models": [{"id": "book_pressure"}, {"id": "trend", "shadow": True}],
+                    },
+                    {"pattern": "*", "horizon": "5m", "models": [{"id": "ma_momentum"}]},
+                ],
+            }
+        )
+    )
+    out = signals(router.handle(feat(ema_short=100.1)))
+    live = [s for s in out if not s.shadow]
+    assert [(s.model_id, s.horizon) for s in live] == [(CONSENSUS_ID, "1m"), (CONSENSUS_ID, "5m")]
+    one = live[0]
+    # book pressure alone: 25 * (3 - 1) / 4 = 12.5 bps, c = 0.5, S = 0.5
+    assert one.edge_bps == pytest.approx(12.5) and one.consensus_score == pytest.approx(0.5)
+    assert one.confidence == 0.0  # the gate needs history first
+    assert one.votes is not None and set(one.votes) == {"book_pressure"}
+    vote = one.votes["book_pressure"]
+    assert vote["weight"] == 1.0 and vote["p"] == pytest.approx(0.75)
+    assert vote["reliability"] == pytest.approx(0.75)  # (1 - 0.25 prior) * exp(0)
+    assert one.leading_model in ("book_pressure", "ma_momentum")
+    shadow = [s for s in out if s.shadow]
+    assert [(s.model_id, s.horizon) for s in shadow] == [("trend", "1m")]
+    # trend = 10 bps -> edge 5 bps, confidence 0.5
+    assert shadow[0].edge_bps == pytest.approx(5.0) and shadow[0].confidence == pytest.approx(0.5)
+
+
+def test_all_engines_waiting_still_emits_a_signal_with_no_confidence() -> None:
+    router = Router(rules({"rules": [{"pattern": "*", "models": [{"id": "meta_logistic"}]}]}))
+    (sig,) = signals(router.handle(feat()))
+    assert (sig.edge_bps, sig.confidence, sig.consensus_score, sig.votes) == (0.0, 0.0, 0.0, {})
+
+
+def test_unapproved_regime_does_not_vote() -> None:
+    router = Router(rules({**ONE_RULE, "regimes": {"ILLIQUID": []}}))
+    (sig,) = signals(router.handle(feat(regime="ILLIQUID")))
+    assert sig.votes == {} and sig.confidence == 0.0
+
+
+def test_gate_opens_only_when_the_score_stands_out() -> None:
+    cfg = rules({**ONE_RULE, "consensus": {"k": 1.0, "min_samples": 5}})
+    router = Router(cfg)
+    confidences = []
+    # a calm, balanced-ish book, then a strongly one-sided one
+    for i, bid in enumerate([1.0, 1.1, 0.9, 1.0, 1.05, 0.95, 1.0, 4.0]):
+        (sig,) = signals(router.handle(feat(ts_ns=T0 + i * SEC, bid_size=bid, ask_size=1.0)))
+        confidences.append(sig.confidence)
+    assert confidences[:7] == [0.0] * 7  # warming up, then inside k * std
+    # 25 * 3 / 5 = 15 bps, |S| = 0.6
+    assert confidences[7] == pytest.approx(0.6)
+
+
+def test_switch_log_when_the_leader_changes_with_the_regime() -> None:
+    cfg = rules(
+        {
+            "regimes": {"TREND": ["ma_momentum"], "RANGE": ["range"]},
+            "consensus": {"switch_half_life_s": 1.0},
+            "rules": [{"pattern": "*", "models": [{"id": "ma_momentum"}, {"id": "range"}]}],
+        }
+    )
+    router = Router(cfg)
+    out = router.handle(feat(ema_short=100.1))
+    first = [m for m in out if isinstance(m, RouterSwitch)]
+    assert [(s.from_model, s.to_model) for s in first] == [("none", "ma_momentum")]
+    switches = []
+    for i in range(1, 20):
+        f = feat(ts_ns=T0 + i * SEC, regime="RANGE", mid=100.1, volatility_pct=0.05)
+        switches += [m for m in router.handle(f) if isinstance(m, RouterSwitch)]
+    assert [(s.symbol, s.from_model, s.to_model) for s in switches] == [
+        ("BTC-USD", "ma_momentum", "range")
+    ]
+    assert "ma_momentum not voting" in switches[0].reason
+    assert router.switches == 2
+
+
+def test_leader_hysteresis_needs_the_margin() -> None:
+    tr = LeaderTracker(margin=1.5, half_life_s=1.0)
+    assert tr.update("X", {"a": 0.4, "b": 0.3}, "TREND", 0, 0) is not None
+    # b slightly ahead for a long time: smoothed 0.45 vs 0.4 < 1.5x -> a holds
+    for i in range(1, 30):
+        assert tr.update("X", {"a": 0.4, "b": 0.45}, "TREND", 0, i * SEC) is None
+    assert tr.leader("X") == "a"
+    sw = None
+    for i in range(30, 60):
+        sw = sw or tr.update("X", {"a": 0.2, "b": 0.5}, "TREND", 0, i * SEC)
+    assert sw is not None and (sw.from_model, sw.to_model) == ("a", "b")
+    assert tr.update("X", {}, "TREND", 0, 61 * SEC) is None  # nobody voting: no change
+
+
+def test_outcomes_score_models_and_train_the_meta_learner() -> None:
+    router = Router(
+        rules(
+            {
+                "rules": [
+                    {
+                        "pattern": "*",
+                        "horizon": "1s",
+                        "models": [
+                            {"id": "book_pressure"},
+                            {"id": "meta_logistic", "shadow": True},
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    # bid-heavy book, then the mid rises 10 bps one second later: a hit.
+    router.handle(feat(ts_ns=T0, mid=100.0))
+    router.handle(feat(ts_ns=T0 + SEC, mid=100.1))
+    card = router.registry.scorecard("book_pressure", "1s")
+    # p = (1 + 0.5) / 2 = 0.75; Brier = (0.75 - 1)^2
+    assert (card.scored, card.hits) == (1, 1)
+    assert card.brier == pytest.approx(0.0625)
+    ml = router.registry.models["meta_logistic"]
+    assert ml.updates == {"1s": 1}  # type: ignore[attr-defined]
+    assert router.consensus_scores["1s"].hits == 1
+    # the next vote uses the new reliability: (1 - 0.0625)
+    (sig,) = signals(router.handle(feat(ts_ns=T0 + 2 * SEC, mid=100.1)))
+    assert sig.votes is not None
+    assert sig.votes["book_pressure"]["reliability"] == pytest.approx(0.9375)
