@@ -212,6 +212,17 @@ class Fill(Message):
     slippage_bps: float
     liquidity: Literal["maker", "taker"] = "taker"
     venue: str = "paper"
+    # Feedback for telemetry and model training (execution, issue 7); all optional.
+    fill_seq: int = Field(default=1, ge=1)  # 1, 2, ... per order; fill_id = hash(order_id, seq)
+    strategy: str = "market"
+    decision_price: float | None = Field(default=None, gt=0)
+    quote_ts_ns: int | None = Field(default=None, ge=0)  # the quote priced on (<= ts_ns)
+    mid: float | None = Field(default=None, gt=0)
+    half_spread_bps: float | None = None
+    impact_bps: float | None = None
+    fee_bps: float | None = None
+    remaining_qty: float | None = Field(default=None, ge=0)  # of the order, after this fill
+    time_to_fill_ms: float | None = None  # fill ts_ns - order ts_ns (market time)
 
 
 class Rejection(Message):
@@ -222,6 +233,12 @@ class Rejection(Message):
     symbol: str
     ts_ns: int = Field(gt=0)
     reason: str
+    # Optional detail (execution, issue 7): a cancel after partial fills says how much of
+    # the order was left working (qty) and how much had filled, so risk can clear it.
+    side: Side | None = None
+    qty: float | None = Field(default=None, ge=0)
+    filled_qty: float | None = Field(default=None, ge=0)
+    strategy: str | None = None
 
 
 class Position(Message):
@@ -238,6 +255,10 @@ class Position(Message):
     unrealized_pnl_usd: float
     fees_usd: float
     total_pnl_usd: float = 0.0
+    # Account totals over every symbol at the same instant (execution, issue 7).
+    account_pnl_usd: float | None = None
+    daily_pnl_usd: float | None = None  # since 00:00 UTC
+    equity_usd: float | None = None
 
 
 class RouterSwitch(Message):

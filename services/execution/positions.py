@@ -53,3 +53,39 @@ class PositionBook:
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
+
+
+DAY_NS = 86_400 * 1_000_000_000
+
+
+@dataclass(slots=True)
+class Account:
+    """Totals over every symbol, the equity curve and the daily PnL.
+
+    equity_usd = starting_equity_usd + total_pnl_usd (sum over symbols);
+    daily_pnl_usd = total_pnl_usd - total at the first event of the UTC day, where the
+    day index is ts_ns // 86_400e9 (days since the epoch start at 00:00 UTC).
+    """
+
+    starting_equity_usd: float = 1_000_000.0
+    day: int = -1
+    day_start_pnl_usd: float = 0.0
+
+    def roll(self, ts_ns: int, total_pnl_usd: float) -> bool:
+        """Start a new day when ``ts_ns`` is past 00:00 UTC of the next one; True if it did.
+        Call it with the total *before* the event at ``ts_ns`` is booked."""
+        day = ts_ns // DAY_NS
+        if day <= self.day:
+            return False
+        self.day, self.day_start_pnl_usd = day, total_pnl_usd
+        return True
+
+    def daily_pnl_usd(self, total_pnl_usd: float) -> float:
+        return total_pnl_usd - self.day_start_pnl_usd
+
+    def equity_usd(self, total_pnl_usd: float) -> float:
+        return self.starting_equity_usd + total_pnl_usd
+
+
+def total_pnl_usd(books: dict[str, PositionBook]) -> float:
+    return sum(b.total_pnl_usd for b in books.values())

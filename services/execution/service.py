@@ -1,24 +1,33 @@
 """execution: a paper broker. ``orders`` and ``md.ticks`` in; ``fills``, ``positions``
-and ``rejections`` out. Idempotent by ``order_id``."""
+and ``rejections`` out. Wiring only: the maths live in ``engine`` and its modules, the
+durable state in ``store``.
+
+Idempotent by ``order_id`` (a seen order is skipped; fills are written by a
+check of their sequence number in the same transaction), working orders survive restarts, and
+``trading.control`` halt/flatten cancel and close within the control handler.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
+import contextlib
 import time
 from typing import Any, ClassVar
 
-import orjson
-
+from services.execution import metrics as xm
+from services.execution import store
 from services.execution.config import ExecutionConfig
-from services.execution.positions import PositionBook
-from shared.bus import Entry, Outbox
-from shared.config import KEY_PREFIX
+from services.execution.engine import ExecutionEngine, Outputs
+from services.execution.positions import total_pnl_usd
+from shared.bus import TRANSIENT_ERRORS, Entry, Outbox
+from shared.config import ComponentConfig
 from shared.control import ControlCommand
-from shared.messages import MD_TICKS, ORDERS, Fill, Order, Position, Rejection, Tick
+from shared.messages import MD_TICKS, ORDERS, Order, Tick
 from shared.service import Service
 
-POSITIONS_KEY = f"{KEY_PREFIX}:execution:positions"
-ORDERS_DONE_KEY = f"{KEY_PREFIX}:execution:orders_done"
+# Kept for callers of the old module layout.
+POSITIONS_KEY = store.POSITIONS_KEY
+ORDERS_DONE_KEY = store.ORDERS_DONE_KEY
 
 
 class Execution(Service):
@@ -29,143 +38,186 @@ class Execution(Service):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        self.quotes: dict[str, Tick] = {}
-        self.books: dict[str, PositionBook] = {}
-        self.done: set[str] = set()
-        self.fills = 0
+        self.engine = ExecutionEngine(self.config)
+        self._batch = Outputs()
+        self._written: list[Outputs] = []
+        self._state_stale = False  # a failed write left memory ahead of Redis
+        self._timer: asyncio.Task[None] | None = None
+        self.fills = 0  # written since start (health; bench reads it)
         self.rejections = 0
+        self._fill_rate: dict[str, tuple[float, float]] = {}  # symbol -> (ordered, filled)
+
+    # ---- start and state ---------------------------------------------------------------
 
     async def on_start(self) -> None:
-        raw = await self.r.hgetall(POSITIONS_KEY)  # type: ignore[misc]
-        self.books = {s: PositionBook(**orjson.loads(b)) for s, b in raw.items()}
-        self.done = set(await self.r.hkeys(ORDERS_DONE_KEY))  # type: ignore[misc]
+        await self._reload()
+        self._timer = asyncio.ensure_future(self._timer_loop())
+
+    async def on_stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._timer
+
+    async def _reload(self) -> None:
+        engine = ExecutionEngine(self.config)
+        await store.load(self.r, engine)
+        self.engine = engine
+        self._state_stale = False
+        xm.WORKING.set(len(engine.working))
+
+    async def _process(self, entries: list[Entry]) -> bool:
+        """The runtime's batch step, plus: rebuild memory from Redis after a write
+        failed (the batch will be re-read), and record metrics once it is written."""
+        async with self._lock:
+            if self._state_stale:
+                await self._reload()
+        self._batch = Outputs()
+        self._written = []
+        try:
+            ok = await super()._process(entries)
+        except TRANSIENT_ERRORS:
+            self._state_stale = True
+            raise
+        if not ok:
+            self._state_stale = True  # the handler raised part-way through the batch
+        else:
+            self._record(self._written)
+        self._batch = Outputs()
+        return ok
+
+    # ---- handling ----------------------------------------------------------------------
 
     def on_message(self, entry: Entry, out: Outbox) -> None:
         msg = entry.message
+        now = time.time_ns()
         if isinstance(msg, Tick):
-            self.quotes[msg.symbol] = msg
-            book = self.books.get(msg.symbol)
-            if book is not None:
-                book.mark = (msg.bid + msg.ask) / 2
+            self.engine.on_tick(msg, now, self.trading, self._batch)
         elif isinstance(msg, Order):
-            self._on_order(msg, out)
+            self.engine.on_order(msg, now, self.trading, self._batch)
 
-    def _reject(self, order: Order, reason: str, out: Outbox) -> None:
-        self.rejections += 1
-        out.emit(
-            Rejection(
-                trace_ts_ns=order.trace_ts_ns,
-                order_id=order.order_id,
-                symbol=order.symbol,
-                ts_ns=time.time_ns(),
-                reason=reason,
-            )
-        )
-        self._mark_done(order.order_id, "rejected", out)
-
-    def _mark_done(self, order_id: str, outcome: str, out: Outbox) -> None:
-        self.done.add(order_id)
-        out.call(lambda pipe: pipe.hset(ORDERS_DONE_KEY, order_id, outcome))
-
-    def _on_order(self, order: Order, out: Outbox) -> None:
-        if order.order_id in self.done:
-            return  # redelivered: it was filled or rejected already, never twice
-        if self.trading.halted:
-            self._reject(order, "trading_halted", out)
-            return
-        quote = self.quotes.get(order.symbol)
-        now = time.time_ns()
-        if quote is None:
-            self._reject(order, "no_quote", out)
-            return
-        if (now - quote.ts_ns) / 1e6 > self.config.max_quote_age_ms:
-            self._reject(order, "stale_quote", out)
-            return
-        signed = order.qty if order.side == "buy" else -order.qty
-        self._fill(
-            order.order_id,
-            order.symbol,
-            signed,
-            quote,
-            order.decision_price,
-            order.trace_ts_ns,
-            out,
-        )
-        self._mark_done(order.order_id, "filled", out)
-
-    def _fill(
-        self,
-        order_id: str,
-        symbol: str,
-        signed_qty: float,
-        quote: Tick,
-        decision_price: float,
-        trace_ts_ns: int,
-        out: Outbox,
-    ) -> None:
-        """Market fill at the touch: buy at the ask, sell at the bid, taker fee."""
-        side = "buy" if signed_qty > 0 else "sell"
-        price = quote.ask if signed_qty > 0 else quote.bid
-        qty = abs(signed_qty)
-        fee_usd = qty * price * self.config.taker_fee_bps / 1e4
-        direction = 1.0 if signed_qty > 0 else -1.0
-        slippage_bps = (price - decision_price) / decision_price * 1e4 * direction
-        book = self.books.setdefault(symbol, PositionBook())
-        book.apply_fill(signed_qty, price, fee_usd)
-        book.mark = (quote.bid + quote.ask) / 2
-        now = time.time_ns()
-        fill_id = hashlib.sha256(f"{order_id}:0".encode()).hexdigest()[:24]
-        out.emit(
-            Fill(
-                trace_ts_ns=trace_ts_ns,
-                fill_id=fill_id,
-                order_id=order_id,
-                symbol=symbol,
-                ts_ns=now,
-                side=side,
-                qty=qty,
-                price=price,
-                fee=fee_usd,
-                slippage_bps=slippage_bps,
-                venue=self.config.venue,
-            )
-        )
-        out.emit(self._snapshot(symbol, book, now, trace_ts_ns))
-        blob = orjson.dumps(book.as_dict())
-        out.call(lambda pipe: pipe.hset(POSITIONS_KEY, symbol, blob))
-        self.fills += 1
-
-    def _snapshot(self, symbol: str, book: PositionBook, now: int, trace_ts_ns: int) -> Position:
-        return Position(
-            trace_ts_ns=trace_ts_ns,
-            symbol=symbol,
-            ts_ns=now,
-            qty=book.qty,
-            avg_price=book.avg_price,
-            mark=book.mark,
-            position_usd=book.qty * book.mark,
-            realized_pnl_usd=book.realized_pnl_usd,
-            unrealized_pnl_usd=book.unrealized_pnl_usd,
-            fees_usd=book.fees_usd,
-            total_pnl_usd=book.total_pnl_usd,
-        )
+    def on_batch_end(self, out: Outbox) -> None:
+        if self.trading.halted and self.engine.working:
+            # The halt arrived by resync (a missed control message): cancel now.
+            self.engine.halt(time.time_ns(), self._batch)
+        self._flush(self._batch, out)
+        self._written = [self._batch]
+        self._batch = Outputs()  # a batch's outputs are flushed exactly once
 
     def on_control(self, cmd: ControlCommand, out: Outbox) -> None:
-        if cmd.action != "flatten":
-            return
+        """halt: cancel every working order; flatten: that, then close every position
+        at market. ``self.trading`` is already HALTED here, so nothing fills after."""
+        o = Outputs()
         now = time.time_ns()
-        for symbol, book in self.books.items():
-            quote = self.quotes.get(symbol)
-            if book.qty == 0 or quote is None:
-                continue
-            order_id = f"flatten-{now}-{symbol}"
-            mid = (quote.bid + quote.ask) / 2
-            self._fill(order_id, symbol, -book.qty, quote, mid, now, out)
-            self._mark_done(order_id, "filled", out)
+        if cmd.action == "flatten":
+            self.engine.flatten(now, o)
+        elif cmd.action == "halt":
+            self.engine.halt(now, o)
+        self._flush(o, out)
+        self._record([o])
+
+    def on_config(self, config: ComponentConfig) -> None:
+        assert isinstance(config, ExecutionConfig)
+        self.config = config
+        self.engine.cfg = config
+        self.engine.account.starting_equity_usd = config.starting_equity_usd
+
+    def _flush(self, o: Outputs, out: Outbox) -> None:
+        store.queue_writes(o, self.engine, out, self.config.bus.maxlen)
+
+    # ---- the timer: arrivals with no later tick ----------------------------------------
+
+    async def _timer_loop(self) -> None:
+        while not self.stopping:
+            await asyncio.sleep(self.config.timer_interval_ms / 1000)
+            try:
+                await self._timer_pass()
+            except TRANSIENT_ERRORS as exc:
+                self._state_stale = True
+                self.log.warning("timer pass not written (%s); state reloads", exc)
+            except Exception:
+                self._state_stale = True
+                self.log.exception("timer pass failed")
+
+    async def _timer_pass(self) -> None:
+        async with self._lock:
+            if self._state_stale:
+                await self._reload()
+            o = Outputs()
+            self.engine.on_timer(time.time_ns(), self.trading, o)
+            if self.trading.halted and self.engine.working:
+                self.engine.halt(time.time_ns(), o)
+            out = Outbox()
+            self._flush(o, out)
+            if len(out):
+                await self.bus.commit(out, [])
+                self._record([o])
+
+    # ---- feedback ----------------------------------------------------------------------
+
+    def _record(self, written: list[Outputs]) -> None:
+        for o in written:
+            for f in o.fills:
+                self.fills += 1
+                xm.FILLS.labels(f.symbol, f.liquidity, f.strategy).inc()
+                xm.FILLED_QTY.labels(f.symbol).inc(f.qty)
+                xm.FEES_USD.labels(f.symbol).inc(f.fee)
+                xm.SLIPPAGE_BPS.labels(f.symbol).observe(f.slippage_bps)
+                if f.time_to_fill_ms is not None:
+                    xm.TIME_TO_FILL.labels(f.symbol).observe(max(f.time_to_fill_ms, 0) / 1e3)
+            for rej in o.rejections:
+                self.rejections += 1
+                xm.REJECTIONS.labels(rej.symbol, rej.reason).inc()
+            for c in o.completed:
+                xm.ORDERS.labels(c.symbol, c.outcome).inc()
+                xm.ORDERED_QTY.labels(c.symbol).inc(c.qty)
+                xm.COMPLETED_FILLED_QTY.labels(c.symbol).inc(c.filled_qty)
+                ordered, filled = self._fill_rate.get(c.symbol, (0.0, 0.0))
+                ordered, filled = ordered + c.qty, filled + c.filled_qty
+                self._fill_rate[c.symbol] = (ordered, filled)
+                if ordered > 0:
+                    xm.FILL_RATE.labels(c.symbol).set(filled / ordered)
+            if o.duplicates:
+                xm.DUPLICATES.inc(o.duplicates)
+        xm.WORKING.set(len(self.engine.working))
+        books = self.engine.books
+        for symbol, book in books.items():
+            xm.PNL_USD.labels(symbol).set(book.total_pnl_usd)
+        total = total_pnl_usd(books)
+        xm.EQUITY_USD.set(self.engine.account.equity_usd(total))
+        xm.DAILY_PNL_USD.set(self.engine.account.daily_pnl_usd(total))
 
     def health_details(self) -> dict[str, Any]:
-        total = sum(b.total_pnl_usd for b in self.books.values())
-        return {"fills": self.fills, "rejections": self.rejections, "pnl_usd": round(total, 2)}
+        books = self.engine.books
+        total = total_pnl_usd(books)
+        return {
+            "fills": self.fills,
+            "rejections": self.rejections,
+            "working_orders": len(self.engine.working),
+            "positions": {s: round(b.qty, 8) for s, b in books.items() if b.qty},
+            "pnl_usd": round(total, 2),
+            "equity_usd": round(self.engine.account.equity_usd(total), 2),
+        }
+
+    def add_routes(self, app: Any) -> None:
+        @app.get("/positions")
+        async def positions() -> dict[str, Any]:
+            books = self.engine.books
+            total = total_pnl_usd(books)
+            return {
+                "symbols": {
+                    s: {
+                        **b.as_dict(),
+                        "unrealized_pnl_usd": b.unrealized_pnl_usd,
+                        "total_pnl_usd": b.total_pnl_usd,
+                    }
+                    for s, b in books.items()
+                },
+                "total_pnl_usd": total,
+                "daily_pnl_usd": self.engine.account.daily_pnl_usd(total),
+                "equity_usd": self.engine.account.equity_usd(total),
+                "working_orders": len(self.engine.working),
+            }
 
 
 SERVICE = Execution

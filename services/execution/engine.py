@@ -1,0 +1,378 @@
+"""The paper broker's core: orders and ticks in, fills, rejections and snapshots out.
+
+No I/O: the service feeds it decoded messages with the wall time they were handled,
+and writes what it puts in ``Outputs`` (with the batch's acks, in one transaction).
+Market time is the ticks' ``ts_ns``; an order reaches the market at its decision
+time plus ``latency_ms``. Every fill is priced on the quote in force at its fill time
+(``QuoteHistory.in_force``), so ``fill.quote_ts_ns <= fill.ts_ns`` always holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+from services.execution import fill_model as fm
+from services.execution.config import ExecutionConfig
+from services.execution.positions import Account, PositionBook, total_pnl_usd
+from services.execution.quotes import QuoteHistory
+from services.execution.strategies import (
+    QTY_EPS,
+    WorkingOrder,
+    act,
+    choose,
+    new_working,
+    reschedule,
+)
+from shared.control import TradingState
+from shared.messages import Fill, Order, Position, Rejection, Side, Tick
+
+HALT_REASON = "cancelled:trading_halted"
+
+
+def fill_id(order_id: str, seq: int) -> str:
+    """Deterministic per (order, fill sequence number): a replayed fill keeps its id."""
+    return hashlib.sha256(f"{order_id}:{seq}".encode()).hexdigest()[:24]
+
+
+@dataclass(slots=True)
+class Completed:
+    """An order that left the working set: for fill-rate metrics."""
+
+    symbol: str
+    qty: float
+    filled_qty: float
+    outcome: str
+
+
+@dataclass(slots=True)
+class Outputs:
+    """What one batch (or control command, or timer pass) changed."""
+
+    fills: list[Fill] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    positions: list[Position] = field(default_factory=list)
+    working_put: dict[str, WorkingOrder] = field(default_factory=dict)
+    working_del: set[str] = field(default_factory=set)
+    done: dict[str, tuple[str, int]] = field(default_factory=dict)  # id -> (outcome, ts_ns)
+    books: set[str] = field(default_factory=set)
+    equity: list[dict[str, float]] = field(default_factory=list)
+    completed: list[Completed] = field(default_factory=list)
+    duplicates: int = 0
+    account_changed: bool = False
+
+
+class ExecutionEngine:
+    def __init__(self, cfg: ExecutionConfig) -> None:
+        self.cfg = cfg
+        self.quotes = QuoteHistory(cfg.quote_history)
+        self.books: dict[str, PositionBook] = {}
+        self.account = Account(cfg.starting_equity_usd)
+        self.working: dict[str, WorkingOrder] = {}
+        self.by_symbol: dict[str, dict[str, WorkingOrder]] = {}  # index of ``working``
+        self.done: OrderedDict[str, str] = OrderedDict()
+        self.recent: dict[str, deque[tuple[int, Side]]] = {}
+        self.tick_wall: dict[str, tuple[int, int]] = {}  # symbol -> (tick ts_ns, wall ns seen)
+        self.last_snapshot_ns: dict[str, int] = {}
+        self.last_equity_ns = 0
+
+    # ---- inputs ------------------------------------------------------------------------
+
+    def restore(self, working: dict[str, WorkingOrder]) -> None:
+        """Working orders read back from Redis at start."""
+        self.working, self.by_symbol = {}, {}
+        for w in working.values():
+            self._add(w)
+
+    def _add(self, w: WorkingOrder) -> None:
+        self.working[w.order_id] = w
+        self.by_symbol.setdefault(w.symbol, {})[w.order_id] = w
+
+    def seen(self, order_id: str) -> bool:
+        return order_id in self.done or order_id in self.working
+
+    def on_order(self, order: Order, wall_ns: int, trading: TradingState, out: Outputs) -> None:
+        if self.seen(order.order_id):
+            out.duplicates += 1  # redelivered: filled, rejected or working already
+            return
+        if trading.halted:
+            self._reject_order(order, "trading_halted", out)
+            return
+        book = self.books.get(order.symbol)
+        pos = book.qty if book is not None else 0.0
+        signed = order.qty if order.side == "buy" else -order.qty
+        reduces = pos != 0 and (signed > 0) != (pos > 0)
+        if (order.reduce_only or trading.state == "REDUCING") and not reduces:
+            self._reject_order(order, "reduce_only_would_increase", out)
+            return
+        if reduces and (order.reduce_only or trading.state == "REDUCING"):
+            order = order.model_copy(update={"qty": min(order.qty, abs(pos))})
+        recent = self.recent.setdefault(order.symbol, deque(maxlen=64))
+        window_ns = int(self.cfg.strategies.twap_persistent_window_ms * 1e6)
+        same_side = 1 + sum(
+            1 for ts, side in recent if side == order.side and order.ts_ns - ts <= window_ns
+        )
+        recent.append((order.ts_ns, order.side))
+        strategy, _why = choose(
+            order,
+            self.quotes.newest(order.symbol),
+            self.quotes.average_volume(order.symbol),
+            same_side,
+            self.cfg.strategies,
+        )
+        w = new_working(order, strategy, self.cfg, wall_ns)
+        self._add(w)
+        out.working_put[w.order_id] = w
+        self._advance(w, out)
+
+    def on_tick(self, tick: Tick, wall_ns: int, trading: TradingState, out: Outputs) -> None:
+        if not self.quotes.add(tick, self.cfg.strategies.volume_ewma_ticks):
+            return  # not newer than what we have: the history only moves forward
+        self.tick_wall[tick.symbol] = (tick.ts_ns, wall_ns)
+        book = self.books.get(tick.symbol)
+        if book is not None:
+            if self.account.roll(tick.ts_ns, total_pnl_usd(self.books)):
+                out.account_changed = True
+            book.mark = fm.mid_price(tick)
+            last = self.last_snapshot_ns.get(tick.symbol, 0)
+            if book.qty != 0 and tick.ts_ns - last >= self.cfg.snapshot_interval_ms * 1e6:
+                self._snapshot(tick.symbol, tick.ts_ns, tick.trace_ts_ns, out)
+        if trading.halted:
+            return  # nothing fills after a halt
+        due = [w for w in self.by_symbol.get(tick.symbol, {}).values() if w.due_ns <= tick.ts_ns]
+        for w in due:  # an order due at or before this tick can act: its quote is known
+            self._advance(w, out)
+
+    def on_timer(self, wall_ns: int, trading: TradingState, out: Outputs) -> None:
+        """Act on orders whose arrival passed with no later tick to confirm the quote in
+        force: once ``quote_wait_ms`` of market time (estimated from the newest tick and
+        the wall clock) went by, the newest quote is the one in force at arrival."""
+        if trading.halted:
+            return
+        wait_ns = int(self.cfg.quote_wait_ms * 1e6)
+        for w in list(self.working.values()):
+            if w.mode != "at":
+                continue
+            newest = self.quotes.newest(w.symbol)
+            if newest is None:
+                if wall_ns - w.received_wall_ns >= wait_ns:
+                    self._cancel(w, "no_quote", w.due_ns, out)
+                continue
+            tick_ts, tick_wall = self.tick_wall.get(w.symbol, (newest.ts_ns, wall_ns))
+            if w.due_ns > newest.ts_ns and tick_ts + (wall_ns - tick_wall) >= w.due_ns + wait_ns:
+                self._act(w, newest, w.due_ns, out)
+
+    def halt(self, ts_ns: int, out: Outputs) -> None:
+        """Cancel every working order: one rejection each, so risk clears its working qty."""
+        for w in list(self.working.values()):
+            self._cancel(w, HALT_REASON, ts_ns, out)
+
+    def flatten(self, now_ns: int, out: Outputs) -> None:
+        """Cancel everything working, then close every position at market now, all at
+        once on the newest quote (impact priced in, no participation cap)."""
+        self.halt(now_ns, out)
+        for symbol, book in list(self.books.items()):
+            if abs(book.qty) <= QTY_EPS:
+                continue
+            side: Side = "sell" if book.qty > 0 else "buy"
+            order_id = f"flatten:{symbol}:{now_ns}"
+            q = self.quotes.newest(symbol)
+            if q is None:
+                out.rejections.append(
+                    Rejection(
+                        order_id=order_id,
+                        symbol=symbol,
+                        ts_ns=now_ns,
+                        reason="flatten_no_quote",
+                        side=side,
+                        qty=abs(book.qty),
+                        strategy="flatten",
+                    )
+                )
+                continue
+            at_ns = max(now_ns, q.ts_ns)
+            w = WorkingOrder(
+                order_id=order_id,
+                symbol=symbol,
+                side=side,
+                qty=abs(book.qty),
+                strategy="flatten",
+                decision_price=fm.mid_price(q),
+                decision_ts_ns=now_ns,
+                arrival_ns=at_ns,
+                trace_ts_ns=now_ns,
+                expires_ns=at_ns + 1,
+                due_ns=at_ns,
+            )
+            self._add(w)
+            self._act(w, q, at_ns, out)
+            if order_id in self.working:  # nothing displayed to take: say so
+                self._cancel(w, "flatten_no_liquidity", at_ns, out)
+
+    # ---- working an order --------------------------------------------------------------
+
+    def _advance(self, w: WorkingOrder, out: Outputs) -> None:
+        """Act while the next act's quote is known: an "at" act needs the quote in force
+        at ``due_ns`` confirmed; a "tick" act needs a tick at or after ``due_ns``."""
+        while w.order_id in self.working:
+            if w.mode == "at":
+                q, confirmed = self.quotes.in_force(w.symbol, w.due_ns)
+                if not confirmed:
+                    return
+                self._act(w, q, w.due_ns, out)
+            else:
+                nxt = self.quotes.first_at_or_after(w.symbol, w.due_ns)
+                if nxt is None:
+                    return
+                self._act(w, nxt, nxt.ts_ns, out)
+
+    def _act(self, w: WorkingOrder, q: Tick | None, at_ns: int, out: Outputs) -> None:
+        if at_ns >= w.expires_ns:
+            self._cancel(w, "expired", at_ns, out)
+            return
+        if q is None:
+            self._cancel(w, "no_quote_at_arrival" if w.acts == 0 else "no_quote", at_ns, out)
+            return
+        if w.strategy != "flatten" and at_ns - q.ts_ns > self.cfg.max_quote_age_ms * 1e6:
+            self._cancel(w, "stale_quote", at_ns, out)
+            return
+        priced = act(w, q, self.cfg)
+        if isinstance(priced, str):
+            self._cancel(w, priced, at_ns, out)
+            return
+        if priced is not None:
+            self._book(w, priced, at_ns, out)
+        if w.done:
+            self._finish(w, "filled", out)
+            return
+        reschedule(w, at_ns, self.cfg)
+        out.working_put[w.order_id] = w
+
+    def _book(self, w: WorkingOrder, p: fm.PricedFill, at_ns: int, out: Outputs) -> None:
+        """Turn a priced fill into a Fill, and book it on the position and the account."""
+        assert p.quote.ts_ns <= at_ns, "a fill may never use a quote later than its time"
+        fees = self.cfg.fees_for(p.quote.venue)
+        fee_bps = fees.taker_fee_bps if p.liquidity == "taker" else fees.maker_fee_bps
+        fee = fm.fee_usd(p.qty, p.price, fee_bps)
+        w.fill_seq += 1
+        w.filled_qty += p.qty
+        if w.done:
+            w.filled_qty = w.qty  # absorb float dust so the order closes exactly
+        book = self.books.setdefault(w.symbol, PositionBook())
+        if self.account.roll(at_ns, total_pnl_usd(self.books)):
+            out.account_changed = True
+        book.apply_fill(p.qty * fm.direction(w.side), p.price, fee)
+        newest = self.quotes.newest(w.symbol) or p.quote
+        book.mark = fm.mid_price(newest)
+        out.books.add(w.symbol)
+        out.account_changed = True
+        out.fills.append(
+            Fill(
+                trace_ts_ns=w.trace_ts_ns,
+                fill_id=fill_id(w.order_id, w.fill_seq),
+                order_id=w.order_id,
+                symbol=w.symbol,
+                ts_ns=at_ns,
+                side=w.side,
+                qty=p.qty,
+                price=p.price,
+                fee=fee,
+                slippage_bps=fm.slippage_bps(w.side, p.price, w.decision_price),
+                liquidity=p.liquidity,
+                venue=p.quote.venue,
+                fill_seq=w.fill_seq,
+                strategy=w.strategy,
+                decision_price=w.decision_price,
+                quote_ts_ns=p.quote.ts_ns,
+                mid=fm.mid_price(p.quote),
+                half_spread_bps=p.half_spread_bps,
+                impact_bps=p.impact_bps if math.isfinite(p.impact_bps) else None,
+                fee_bps=fee_bps,
+                remaining_qty=w.remaining,
+                time_to_fill_ms=(at_ns - w.decision_ts_ns) / 1e6,
+            )
+        )
+        self._snapshot(w.symbol, at_ns, w.trace_ts_ns, out)
+
+    def _cancel(self, w: WorkingOrder, reason: str, ts_ns: int, out: Outputs) -> None:
+        out.rejections.append(
+            Rejection(
+                trace_ts_ns=w.trace_ts_ns,
+                order_id=w.order_id,
+                symbol=w.symbol,
+                ts_ns=max(ts_ns, 1),
+                reason=reason,
+                side=w.side,
+                qty=w.remaining,
+                filled_qty=w.filled_qty,
+                strategy=w.strategy,
+            )
+        )
+        self._finish(w, "cancelled" if w.filled_qty > 0 else "rejected", out)
+
+    def _finish(self, w: WorkingOrder, outcome: str, out: Outputs) -> None:
+        self.working.pop(w.order_id, None)
+        self.by_symbol.get(w.symbol, {}).pop(w.order_id, None)
+        out.working_put.pop(w.order_id, None)
+        out.working_del.add(w.order_id)
+        out.completed.append(Completed(w.symbol, w.qty, w.filled_qty, outcome))
+        self._mark_done(w.order_id, outcome, w.decision_ts_ns, out)
+
+    def _reject_order(self, order: Order, reason: str, out: Outputs) -> None:
+        out.rejections.append(
+            Rejection(
+                trace_ts_ns=order.trace_ts_ns,
+                order_id=order.order_id,
+                symbol=order.symbol,
+                ts_ns=order.ts_ns,
+                reason=reason,
+                side=order.side,
+                qty=order.qty,
+                filled_qty=0.0,
+            )
+        )
+        out.completed.append(Completed(order.symbol, order.qty, 0.0, "rejected"))
+        self._mark_done(order.order_id, "rejected", order.ts_ns, out)
+
+    def _mark_done(self, order_id: str, outcome: str, ts_ns: int, out: Outputs) -> None:
+        self.done[order_id] = outcome
+        while len(self.done) > self.cfg.done_orders_max:
+            self.done.popitem(last=False)
+        out.done[order_id] = (outcome, ts_ns)
+
+    # ---- snapshots ---------------------------------------------------------------------
+
+    def _snapshot(self, symbol: str, ts_ns: int, trace_ts_ns: int, out: Outputs) -> None:
+        book = self.books[symbol]
+        total = total_pnl_usd(self.books)
+        self.last_snapshot_ns[symbol] = ts_ns
+        out.positions.append(
+            Position(
+                trace_ts_ns=trace_ts_ns,
+                symbol=symbol,
+                ts_ns=ts_ns,
+                qty=book.qty,
+                avg_price=book.avg_price,
+                mark=book.mark,
+                position_usd=book.qty * book.mark,
+                realized_pnl_usd=book.realized_pnl_usd,
+                unrealized_pnl_usd=book.unrealized_pnl_usd,
+                fees_usd=book.fees_usd,
+                total_pnl_usd=book.total_pnl_usd,
+                account_pnl_usd=total,
+                daily_pnl_usd=self.account.daily_pnl_usd(total),
+                equity_usd=self.account.equity_usd(total),
+            )
+        )
+        if ts_ns - self.last_equity_ns >= self.cfg.snapshot_interval_ms * 1e6:
+            self.last_equity_ns = ts_ns
+            out.equity.append(
+                {
+                    "ts_ns": ts_ns,
+                    "equity_usd": self.account.equity_usd(total),
+                    "total_pnl_usd": total,
+                    "daily_pnl_usd": self.account.daily_pnl_usd(total),
+                }
+            )
