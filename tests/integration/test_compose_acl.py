@@ -107,7 +107,12 @@ async def test_six_services_as_their_own_users_make_fills_with_no_denial(
         for name in SERVICE_NAMES:
             svc = service_class(name)()
             await stack.enter_async_context(running(svc, url(acl_redis, name)))
-        await wait_for(lambda: admin.xlen("fills") > 0, 60, 0.2, what="fills")
+        try:
+            await wait_for(lambda: admin.xlen("fills") > 0, 60, 0.2, what="fills")
+        except AssertionError as exc:
+            lengths = {s: admin.xlen(s) for s in ("md.ticks", "signals", "orders", "fills", "dlq")}
+            denials = [(d["username"], d["object"], d["reason"]) for d in admin.acl_log()]
+            raise AssertionError(f"{exc}; streams {lengths}; ACL denials {denials}") from None
         # telemetry's group on fills moves too: it may read what it consumes.
         await wait_for(
             lambda: any(
