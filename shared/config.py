@@ -91,13 +91,21 @@ def conf_dir() -> Path:
     return project_root() / "conf"
 
 
+MAX_CONFIG_BYTES = 1_000_000  # a config is a few kB; refuse anything absurd before parsing
+
+
 def resolve_conf_path(path: str | os.PathLike[str]) -> Path:
     """Resolve a config path and confine it to `conf/` (no `..`, no symlink out).
 
     Accepts "conf/x.yml" (relative to the project root), "x.yml" (relative to conf/)
-    or an absolute path inside conf/.
+    or an absolute path inside conf/. The path is checked twice: as written (so
+    ``conf/../x`` is refused as outside even when ``x`` does not exist) and after
+    following symlinks (so a link inside conf/ cannot point out of it).
     """
     root = conf_dir().resolve()
+    shown = str(path)
+    if not shown or "\x00" in shown:
+        raise ConfigError(f"config_path {shown!r}: empty or not a valid path")
     raw = Path(path)
     if raw.is_absolute():
         candidate = raw
@@ -105,42 +113,85 @@ def resolve_conf_path(path: str | os.PathLike[str]) -> Path:
         candidate = project_root() / raw
     else:
         candidate = root / raw
+    if not Path(os.path.normpath(candidate)).is_relative_to(root):
+        raise ConfigError(f"config_path {shown!r}: outside conf/ (only files under conf/ are read)")
     try:
         resolved = candidate.resolve(strict=True)
     except FileNotFoundError:
-        raise ConfigError(f"config_path {str(path)!r}: file not found") from None
+        raise ConfigError(f"config_path {shown!r}: file not found under conf/") from None
     except (OSError, RuntimeError) as exc:
-        raise ConfigError(f"config_path {str(path)!r}: cannot be read ({exc})") from None
+        raise ConfigError(f"config_path {shown!r}: cannot be read ({exc})") from None
     if not resolved.is_relative_to(root):
-        raise ConfigError(f"config_path {str(path)!r}: outside conf/ (resolves to {resolved})")
+        raise ConfigError(f"config_path {shown!r}: outside conf/ (a symlink to {resolved})")
     if not resolved.is_file():
-        raise ConfigError(f"config_path {str(path)!r}: not a file")
+        raise ConfigError(f"config_path {shown!r}: not a regular file")
     return resolved
+
+
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """safe_load that refuses a key given twice (PyYAML silently keeps the last one,
+    which would let a pasted duplicate override a limit unnoticed)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if isinstance(key, str | int | float | bool) and key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _unique_mapping,  # type: ignore[arg-type]
+)
+
+
+def parse_yaml(text: str, name: str) -> dict[str, Any]:
+    """A YAML document whose top level is a mapping; ConfigError says where it is wrong."""
+    try:
+        doc = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        context = f" ({exc.context})" if exc.context else ""
+        raise ConfigError(f"{name}: bad YAML{where}: {exc.problem}{context}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{name}: bad YAML ({exc})".replace("\n", " ")) from None
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{name}: top level must be a mapping, got {type(doc).__name__}")
+    return doc
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path.name}: bad YAML ({exc})".replace("\n", " ")) from None
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path.name}: larger than {MAX_CONFIG_BYTES} bytes")
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path.name}: cannot be read ({exc})") from None
-    if doc is None:
-        doc = {}
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{path.name}: top level must be a mapping, got {type(doc).__name__}")
-    return doc
+    return parse_yaml(text, path.name)
 
 
 def describe_errors(component: str, exc: ValidationError) -> str:
-    """One line per error, each naming the key path and the rule it broke."""
+    """One clause per error, each naming the key path, the rule it broke and the value."""
     parts = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        rule = err["msg"]
         if err["type"] == "extra_forbidden":
-            rule = "unknown key"
-        parts.append(f"{key}: {rule}")
+            parts.append(f"{key}: unknown key")
+        elif err["type"] == "missing":
+            parts.append(f"{key}: required key missing")
+        else:
+            got = repr(err.get("input"))
+            got = got if len(got) <= 60 else got[:57] + "..."
+            parts.append(f"{key}: {err['msg']} (got {got})")
     return f"{component}: " + "; ".join(parts)
 
 
@@ -184,8 +235,13 @@ def _keys(component: str) -> tuple[str, str, str]:
 
 
 # Allocate a version, store it, make it current and announce it, atomically, so that
-# concurrent reloads are totally ordered and the last announced is the current one.
+# concurrent writers are totally ordered and announcements arrive in version order
+# (the last one announced is the current one). With ARGV[5] == "1" (seeding) nothing
+# happens when the component already has a current version.
 _STORE_SCRIPT = """
+if ARGV[5] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then
+  return 0
+end
 local v = redis.call('INCR', KEYS[1])
 redis.call('HSET', KEYS[2], v, ARGV[1])
 redis.call('SET', KEYS[3], v)
@@ -194,8 +250,17 @@ return v
 """
 
 
+_FETCH_CURRENT_SCRIPT = """
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+return {v, redis.call('HGET', KEYS[2], v)}
+"""
+
+
 @dataclass(frozen=True)
 class StoredConfig:
+    """One stored version: what it is (hash), when and where from (ts_ns, source)."""
+
     component: str
     version: int
     hash: str
@@ -203,20 +268,52 @@ class StoredConfig:
     source: str
     config: dict[str, Any]
 
+    @classmethod
+    def from_blob(cls, component: str, version: int, blob: str | bytes) -> StoredConfig:
+        body = orjson.loads(blob)
+        return cls(component, version, body["hash"], body["ts_ns"], body["source"], body["config"])
 
-async def store_version(
-    r: Redis, component: str, cfg: ComponentConfig, source: str, channel: str
-) -> StoredConfig:
-    """Store a validated config as a new version and publish it on ``channel``."""
+
+async def _store(
+    r: Redis, component: str, cfg: ComponentConfig, source: str, channel: str, seeding: bool
+) -> StoredConfig | None:
     digest = content_hash(cfg)
     ts_ns = time.time_ns()
     doc: dict[str, Any] = cfg.model_dump(mode="json")
     body = {"hash": digest, "ts_ns": ts_ns, "source": source, "config": doc}
     seq, versions, current = _keys(component)
-    version = await r.eval(  # type: ignore[misc]
-        _STORE_SCRIPT, 3, seq, versions, current, orjson.dumps(body), channel, component, digest
+    version = int(
+        await r.eval(  # type: ignore[misc]
+            _STORE_SCRIPT,
+            3,
+            seq,
+            versions,
+            current,
+            orjson.dumps(body),
+            channel,
+            component,
+            digest,
+            "1" if seeding else "0",
+        )
     )
-    return StoredConfig(component, int(version), digest, ts_ns, source, doc)
+    return StoredConfig(component, version, digest, ts_ns, source, doc) if version else None
+
+
+async def store_version(
+    r: Redis, component: str, cfg: ComponentConfig, source: str, channel: str
+) -> StoredConfig:
+    """Store a validated config as a new version, make it current, publish it on ``channel``."""
+    stored = await _store(r, component, cfg, source, channel, seeding=False)
+    assert stored is not None
+    return stored
+
+
+async def seed_version(
+    r: Redis, component: str, cfg: ComponentConfig, source: str, channel: str
+) -> StoredConfig | None:
+    """Like ``store_version`` but only when ``component`` has no version yet (else None);
+    atomic, so two parameter servers starting together seed once."""
+    return await _store(r, component, cfg, source, channel, seeding=True)
 
 
 async def fetch_version(
@@ -225,30 +322,22 @@ async def fetch_version(
     """A stored version (the current one when ``version`` is None), or None."""
     _, versions, current = _keys(component)
     if version is None:
-        cur = await r.get(current)
-        if cur is None:
+        # One round trip: this is on the hot path of every service's reload.
+        reply = await r.eval(_FETCH_CURRENT_SCRIPT, 2, current, versions)  # type: ignore[misc]
+        if not reply or len(reply) < 2 or reply[1] is None:  # none, or a body missing
             return None
-        version = int(cur)
+        return StoredConfig.from_blob(component, int(reply[0]), reply[1])
     raw = await r.hget(versions, str(version))  # type: ignore[misc]
     if raw is None:
         return None
-    body = orjson.loads(raw)
-    return StoredConfig(
-        component, version, body["hash"], body["ts_ns"], body["source"], body["config"]
-    )
+    return StoredConfig.from_blob(component, version, raw)
 
 
 async def history(r: Redis, component: str) -> list[StoredConfig]:
+    """Every stored version of ``component``, oldest first (kept for audit, never trimmed)."""
     _, versions, _ = _keys(component)
     raw = await r.hgetall(versions)  # type: ignore[misc]
-    out = []
-    for ver, blob in raw.items():
-        body = orjson.loads(blob)
-        out.append(
-            StoredConfig(
-                component, int(ver), body["hash"], body["ts_ns"], body["source"], body["config"]
-            )
-        )
+    out = [StoredConfig.from_blob(component, int(ver), blob) for ver, blob in raw.items()]
     return sorted(out, key=lambda s: s.version)
 
 

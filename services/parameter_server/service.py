@@ -1,22 +1,34 @@
 """parameter_server: validated configs from conf/, versioned in Redis, announced on
-``param.updated``; refusals on ``param.rejected``; trading control made durable."""
+``param.updated``; refusals on ``param.rejected``; trading control made durable.
+
+Three ways in, one way through: a ``param.reload`` message, ``PUT /config/{c}`` and
+``POST /config/{c}/rollback`` all end in ``accept`` (validated config -> new version,
+stored, made current and announced atomically by ``shared.config.store_version``) or
+``reject`` (nothing stored; the reason goes out on ``param.rejected``). Every service
+then applies the new version between two batches (``Service._sync_config``).
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 import orjson
-from fastapi import FastAPI, HTTPException
 
+from services.parameter_server.reload import ReloadRequest, parse_request, read_request
 from shared.config import (
     COMPONENTS,
+    ComponentConfig,
     ConfigError,
+    StoredConfig,
     fetch_version,
-    history,
     load_file,
+    seed_version,
     store_version,
+    validate,
 )
-from shared.messages import PARAM_REJECTED, PARAM_RELOAD, PARAM_UPDATED
+from shared.control import ControlCommand, TradingState, save_state, state_after
+from shared.messages import PARAM_REJECTED, PARAM_RELOAD, PARAM_UPDATED, TRADING_CONTROL
 from shared.service import Service
 
 
@@ -31,79 +43,113 @@ class ParameterServer(Service):
         self.rejected = 0
 
     async def on_start(self) -> None:
+        """Store each conf/*.yml as version 1 where Redis has no version yet."""
         if not getattr(self.config, "seed_from_files", True):
             return
         for component, spec in COMPONENTS.items():
-            if await fetch_version(self.r, component) is not None:
-                continue
             try:
                 cfg = load_file(component)
             except ConfigError as exc:
                 self.log.error("cannot seed %s from %s: %s", component, spec.path, exc)
                 continue
-            stored = await store_version(self.r, component, cfg, f"seed:{spec.path}", PARAM_UPDATED)
-            self.log.info("seeded %s version %d from %s", component, stored.version, spec.path)
+            stored = await seed_version(self.r, component, cfg, f"seed:{spec.path}", PARAM_UPDATED)
+            if stored is not None:
+                self.log.info("seeded %s version %d from %s", component, stored.version, spec.path)
 
     async def on_channel(self, channel: str, data: str) -> None:
         if channel == PARAM_RELOAD:
             await self.reload(data)
 
-    async def reload(self, raw: str) -> dict[str, Any]:
-        """Handle one ``param.reload`` request; returns what was announced."""
-        component = config_path = None
+    # ---- the three ways in ---------------------------------------------------------
+
+    async def reload(self, raw: str | bytes) -> StoredConfig | None:
+        """One ``param.reload`` message: the stored version, or None if rejected."""
+        req: ReloadRequest | None = None
         try:
-            try:
-                req = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                raise ConfigError(f"message is not JSON ({exc})") from None
-            if not isinstance(req, dict):
-                raise ConfigError("message must be a JSON object with component and config_path")
-            component, config_path = req.get("component"), req.get("config_path")
-            if not isinstance(component, str) or component not in COMPONENTS:
-                known = ", ".join(sorted(COMPONENTS))
-                raise ConfigError(f"component {component!r}: unknown (known: {known})")
-            if config_path is None:
-                config_path = COMPONENTS[component].path
-            if not isinstance(config_path, str):
-                raise ConfigError("config_path: must be a string")
-            cfg = load_file(component, config_path)
+            req = parse_request(raw)
+            cfg = read_request(req)
         except ConfigError as exc:
-            self.rejected += 1
-            note = {"component": component, "config_path": config_path, "reason": str(exc)}
-            await self.r.publish(PARAM_REJECTED, orjson.dumps(note))
-            self.log.warning("reload rejected: %s", exc)
-            return {"rejected": note}
-        stored = await store_version(self.r, component, cfg, f"reload:{config_path}", PARAM_UPDATED)
+            await self.reject(
+                req.component if req else _component_hint(raw),
+                str(exc),
+                source=PARAM_RELOAD,
+                config_path=req.config_path if req else None,
+            )
+            return None
+        return await self.accept(req.component, cfg, f"reload:{req.config_path}")
+
+    async def put(self, component: str, doc: Any, source: str = "http:put") -> StoredConfig:
+        """A whole config document (``PUT /config/{component}``); ConfigError if invalid."""
+        try:
+            cfg = validate(component, doc)
+        except ConfigError as exc:
+            await self.reject(component, str(exc), source=source)
+            raise
+        return await self.accept(component, cfg, source)
+
+    async def rollback(self, component: str, version: int) -> StoredConfig | None:
+        """A new version whose content is version ``version``'s; None if there is no such
+        version. ConfigError if that content no longer passes today's schema."""
+        old = await fetch_version(self.r, component, version)
+        if old is None:
+            return None
+        return await self.put(component, old.config, source=f"rollback:{version}")
+
+    # ---- the way through -----------------------------------------------------------
+
+    async def accept(self, component: str, cfg: ComponentConfig, source: str) -> StoredConfig:
+        stored = await store_version(self.r, component, cfg, source, PARAM_UPDATED)
         self.accepted += 1
         self.log.info(
-            "%s version %d (hash %s) from %s", component, stored.version, stored.hash, config_path
+            "%s version %d (hash %s) from %s", component, stored.version, stored.hash, source
         )
-        return {"component": component, "version": stored.version, "hash": stored.hash}
+        return stored
 
-    def add_routes(self, app: FastAPI) -> None:
-        @app.get("/config/{component}")
-        async def current(component: str) -> dict[str, Any]:
-            stored = await fetch_version(self.r, component)
-            if stored is None:
-                raise HTTPException(404, f"no stored config for {component!r}")
-            return stored.__dict__
+    async def reject(
+        self, component: str | None, reason: str, *, source: str, config_path: str | None = None
+    ) -> dict[str, Any]:
+        """Announce a refused change on ``param.rejected``; nothing is stored."""
+        note = {
+            "component": component,
+            "config_path": config_path,
+            "reason": reason,
+            "source": source,
+            "ts_ns": time.time_ns(),
+        }
+        self.rejected += 1
+        await self.r.publish(PARAM_REJECTED, orjson.dumps(note))
+        self.log.warning("change to %s rejected: %s", component, reason)
+        return note
 
-        @app.get("/config/{component}/versions/{version}")
-        async def version(component: str, version: int) -> dict[str, Any]:
-            stored = await fetch_version(self.r, component, version)
-            if stored is None:
-                raise HTTPException(404, f"{component!r} has no version {version}")
-            return stored.__dict__
+    # ---- trading control -----------------------------------------------------------
 
-        @app.get("/config/{component}/history")
-        async def hist(component: str) -> list[dict[str, Any]]:
-            return [
-                {k: v for k, v in s.__dict__.items() if k != "config"}
-                for s in await history(self.r, component)
-            ]
+    async def control(self, cmd: ControlCommand) -> TradingState:
+        """Persist the new trading state first (a service starting now reads it), then
+        announce the command on ``trading.control`` for the running ones."""
+        st = state_after(cmd)
+        await save_state(self.r, st)
+        await self.r.publish(TRADING_CONTROL, cmd.model_dump_json())
+        return st
+
+    # ---- HTTP and health -----------------------------------------------------------
+
+    def add_routes(self, app: Any) -> None:
+        from services.parameter_server.api import add_routes
+
+        add_routes(app, self)
 
     def health_details(self) -> dict[str, Any]:
         return {"accepted": self.accepted, "rejected": self.rejected}
+
+
+def _component_hint(raw: str | bytes) -> str | None:
+    """The component a malformed request was about, if it says, for the rejection note."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    comp = doc.get("component") if isinstance(doc, dict) else None
+    return comp[:100] if isinstance(comp, str) else None
 
 
 SERVICE = ParameterServer
