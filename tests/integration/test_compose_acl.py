@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORDS = {
     "admin": "admin-pw-0123456789abcdef",
-    **{name: f"{name.replace('_', '-')}-pw-0123456789" for name in SERVICE_NAMES},
+    **{name: f"{name.replace('_', '-')}-pw-0123456789" for name in (*SERVICE_NAMES, "feeder")},
 }
 
 
@@ -56,7 +56,7 @@ def acl_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         pytest.skip(f"{binary} is older than Redis 7: the ACL uses selectors and %R~")
     tmp = tmp_path_factory.mktemp("acl-redis")
     env = {"PATH": os.environ["PATH"], "REDIS_ADMIN_PASSWORD": PASSWORDS["admin"]}
-    env.update({f"REDIS_PASSWORD_{n.upper()}": PASSWORDS[n] for n in SERVICE_NAMES})
+    env.update({f"REDIS_PASSWORD_{n.upper()}": p for n, p in PASSWORDS.items() if n != "admin"})
     subprocess.run(
         [
             "sh",
@@ -145,13 +145,16 @@ def test_default_user_cannot_log_in(acl_redis: int, admin: redis.Redis) -> None:
         ("risk_harmoniser", ("HSET", "edgebus:execution:positions", "BTC-USD", "{}")),
         ("feature_bus", ("HGETALL", "edgebus:execution:positions")),
         ("execution", ("HSET", "edgebus:trading", "state", "ACTIVE")),
-        ("execution", ("SET", "edgebus:config:execution:current", "99")),
+        ("execution", ("SET", "edgebus:config:risk_harmoniser:current", "99")),
         ("model_router", ("GET", "edgebus:config:risk_harmoniser:current")),
         ("execution", ("PUBLISH", "trading.control", '{"action": "halt"}')),
         ("feature_bus", ("PUBLISH", "param.updated", "{}")),
         ("model_router", ("FLUSHALL",)),
         ("telemetry", ("KEYS", "*")),
         ("telemetry", ("CONFIG", "GET", "requirepass")),
+        ("feeder", ("XADD", "md.ticks", "*", "v", "1")),
+        ("feeder", ("PUBLISH", "trading.control", '{"action": "halt"}')),
+        ("feeder", ("HSET", "edgebus:feature_bus:session:x", "sent", "1")),
     ],
 )
 def test_a_user_is_refused_what_it_does_not_own(
@@ -171,6 +174,7 @@ def test_a_user_is_refused_what_it_does_not_own(
         ("risk_harmoniser", ("PUBLISH", "trading.control", '{"action": "halt"}')),
         ("parameter_server", ("SET", "edgebus:config:execution:current", "1")),
         ("telemetry", ("XLEN", "md.ticks")),
+        ("feeder", ("XADD", "md.raw", "*", "v", "1")),
     ],
 )
 def test_a_user_may_do_what_it_owns(

@@ -20,7 +20,11 @@ from shared.messages import DLQ, STREAMS
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "scripts/redis/users.acl.template"
 RENDER = ROOT / "scripts/redis/render_acl.sh"
-PASSWORD_VARS = ("REDIS_ADMIN_PASSWORD", *(f"REDIS_PASSWORD_{n.upper()}" for n in SERVICE_NAMES))
+FEEDER = "feeder"  # writes md.raw from outside the stack (edgebus replay)
+PASSWORD_VARS = (
+    "REDIS_ADMIN_PASSWORD",
+    *(f"REDIS_PASSWORD_{n.upper()}" for n in (*SERVICE_NAMES, FEEDER)),
+)
 
 
 @dataclass
@@ -58,7 +62,8 @@ class User:
         return {k for s in self.selectors if "+xreadgroup" in s.commands for k in s.keys}
 
     def writes(self) -> set[str]:
-        return self.root.keys if "+@write" in self.root.commands else set()
+        can_write = {"+@write", "+xadd"} & self.root.commands
+        return self.root.keys if can_write else set()
 
 
 def parse_template() -> dict[str, User]:
@@ -78,7 +83,7 @@ USERS = parse_template()
 
 
 def test_one_user_per_service_plus_admin_and_a_disabled_default() -> None:
-    assert set(USERS) == {"default", "admin", *SERVICE_NAMES}
+    assert set(USERS) == {"default", "admin", FEEDER, *SERVICE_NAMES}
     assert USERS["default"].flags == ["off"]
     for name in SERVICE_NAMES:
         assert USERS[name].flags == ["on", f"{{{{REDIS_PASSWORD_{name.upper()}}}}}"], name
@@ -102,12 +107,19 @@ def test_a_service_cannot_write_a_stream_it_only_consumes(name: str) -> None:
 
 def test_every_stream_has_exactly_one_writer_but_the_dlq_which_all_consumers_share() -> None:
     for stream in STREAMS:
-        writers = sorted(n for n in SERVICE_NAMES if stream in USERS[n].writes())
+        writers = sorted(n for n in (*SERVICE_NAMES, FEEDER) if stream in USERS[n].writes())
         if stream == DLQ:
             consumers = {n for n in SERVICE_NAMES if service_class(n).inputs}
             assert consumers <= set(writers)
         else:
             assert len(writers) == 1, f"stream {stream!r} is written by {writers or 'nobody'}"
+
+
+def test_the_feeder_may_only_add_raw_quotes() -> None:
+    feeder = USERS[FEEDER]
+    assert feeder.root.keys == {"md.raw"} and not feeder.selectors
+    assert not feeder.root.channels
+    assert not {"+@write", "+@all", "+publish"} & feeder.root.commands
 
 
 def test_config_and_trading_keys_are_read_only_except_for_their_owners() -> None:
@@ -117,10 +129,10 @@ def test_config_and_trading_keys_are_read_only_except_for_their_owners() -> None
         if name == "parameter_server":
             assert "edgebus:config:*" in root.keys
             continue
-        assert f"edgebus:config:{name}:*" in root.read_keys
-        assert not any(
-            k.startswith("edgebus:config:") for k in root.keys - {"edgebus:config:applied"}
-        )
+        # Its own config only (read with EVAL, which Redis checks as read-write).
+        own = {"edgebus:config:applied", f"edgebus:config:{name}:*"}
+        assert own <= root.keys
+        assert not any(k.startswith("edgebus:config:") for k in root.keys - own)
         trading = "edgebus:trading"
         expect_write = service_class(name).persists_trading_state
         assert (trading in root.keys) == expect_write, name
