@@ -20,12 +20,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import hiredis
 import orjson
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.connection import Connection
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import DataError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -47,6 +49,19 @@ def redis_url() -> str:
     return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+class FastPackConnection(Connection):
+    """redis-py's async connection packs commands in pure Python (about 4x slower than
+    hiredis for a 30-field XADD, the hot path of every service): pack with hiredis."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        if isinstance(args[0], str):
+            args = (*args[0].encode().split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError as exc:  # same error as redis-py's own packer
+            raise DataError(str(exc)) from None
+
+
 def connect(url: str | None = None, *, block_ms: int = 1_000) -> Redis:
     """An async client that retries transient errors with exponential backoff.
 
@@ -55,6 +70,7 @@ def connect(url: str | None = None, *, block_ms: int = 1_000) -> Redis:
     """
     return Redis.from_url(
         url or redis_url(),
+        connection_class=FastPackConnection,
         decode_responses=True,
         socket_timeout=max(5.0, block_ms / 1000 + 5),
         socket_connect_timeout=2.0,
