@@ -104,7 +104,7 @@ class FeatureBusConfig(ComponentConfig):
     )
     max_batch_ticks: int = Field(default=500, ge=1, le=10_000)
     max_downstream_lag: int = Field(
-        default=20_000,
+        default=5_000,
         ge=0,
         description="the synthetic source waits while any consumer group on md.ticks, "
         "features, signals or orders lags more than this (0 = never wait)",
