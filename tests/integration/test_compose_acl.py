@@ -122,7 +122,7 @@ async def test_six_services_as_their_own_users_make_fills_with_no_denial(
             0.2,
             what="telemetry reading fills",
         )
-    assert admin.acl_log() == []
+    assert [(d["username"], d["object"], d["reason"], d["context"]) for d in admin.acl_log()] == []
     assert admin.xlen("dlq") == 0
     assert admin.hlen("edgebus:config:applied") == len(SERVICE_NAMES)
 
@@ -182,4 +182,4 @@ def test_a_user_may_do_what_it_owns(
 ) -> None:
     with as_user(acl_redis, user) as client:
         client.execute_command(*command)
-    assert admin.acl_log() == []
+    assert [(d["username"], d["object"], d["reason"], d["context"]) for d in admin.acl_log()] == []
