@@ -41,25 +41,27 @@ class InProcessPipeline:
         self.router = ModelRouter(configs["model_router"])
         self.risk = RiskHarmoniser(configs["risk_harmoniser"])
         self.execution = Execution(configs["execution"])
-        self.consumers: dict[str, list[Any]] = {}
-        for svc in (self.router, self.risk, self.execution):
-            for stream in svc.inputs:
-                self.consumers.setdefault(stream, []).append(svc)
         self.fills = 0
         self._seq = 0
 
     def _deliver(self, messages: list[tuple[str, Message]]) -> None:
-        queue = list(messages)
-        while queue:
-            stream, msg = queue.pop(0)
-            if stream == "fills":
-                self.fills += 1
-            for svc in self.consumers.get(stream, ()):
-                self._seq += 1
+        """Deliver in waves, each service getting its share of a wave as one batch (as
+        the live consume loop does: on_message per entry, on_batch_end once)."""
+        wave = messages
+        while wave:
+            produced: list[tuple[str, Message]] = []
+            for svc in (self.router, self.risk, self.execution):
+                mine = [(s, m) for s, m in wave if s in svc.inputs]
+                if not mine:
+                    continue
                 out = Outbox()
-                svc.on_message(Entry(stream, f"{self._seq}-0", {}, msg), out)
+                for stream, msg in mine:
+                    self._seq += 1
+                    svc.on_message(Entry(stream, f"{self._seq}-0", {}, msg), out)
                 svc.on_batch_end(out)
-                queue.extend(out.messages)
+                produced.extend(out.messages)
+            self.fills += sum(1 for s, _ in produced if s == "fills")
+            wave = produced
 
     def run(self, n_ticks: int, batch: int = 200) -> float:
         """Ticks per second through the whole chain."""

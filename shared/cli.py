@@ -9,6 +9,7 @@ import os
 import sys
 
 from services import SERVICE_NAMES, service_class
+from shared.config import ComponentConfig, load_current, load_file
 
 
 def _setup_logging() -> None:
@@ -30,12 +31,35 @@ def run_service(name: str) -> int:
         pass
 
     async def main() -> None:
-        svc = service_class(name)()
+        cls = service_class(name)
+        svc = cls(await initial_config(cls.component or cls.name))
         svc.install_signal_handlers()
         await svc.main()
 
     asyncio.run(main())
     return 0
+
+
+async def initial_config(component: str) -> ComponentConfig:
+    """Redis' current version (a live change survives restarts, and a broken file does not
+    stop a restart), else the file under conf/."""
+    from shared.bus import connect
+
+    r = connect()
+    try:
+        cfg, version, _ = await asyncio.wait_for(load_current(r, component), timeout=3.0)
+        if version:
+            logging.getLogger("edgebus").info(
+                "%s: starting on stored version %d", component, version
+            )
+        return cfg
+    except Exception as exc:  # Redis down, timeout, or a stored version this code refuses
+        logging.getLogger("edgebus").warning(
+            "%s: no usable stored config (%s); using the file", component, exc
+        )
+        return load_file(component)
+    finally:
+        await r.aclose()
 
 
 def status() -> int:

@@ -19,6 +19,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 # Stream names: the arrows of the architecture diagram.
+MD_RAW = "md.raw"
 MD_TICKS = "md.ticks"
 FEATURES = "features"
 SIGNALS = "signals"
@@ -134,6 +135,32 @@ class Tick(Message):
     last: float | None = Field(default=None, gt=0)
     volume: float | None = Field(default=None, ge=0)
     venue: str = "synthetic"
+    # Comma-separated data-quality flags of this quote ("" when clean), as on Features.
+    quality: str = ""
+
+
+class RawQuote(Message):
+    """An external quote before any check (stream ``md.raw``, consumed by feature_bus).
+
+    Deliberately permissive (NaN, negatives, crossed books pass decoding) so that
+    feature_bus's quality gate, not the decoder, names what is wrong with it.
+    """
+
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=True)
+
+    STREAM: ClassVar[str] = MD_RAW
+    symbol: str = Field(min_length=1, max_length=64)
+    ts_ns: int
+    bid: float
+    ask: float
+    bid_size: float = 0.0
+    ask_size: float = 0.0
+    last: float | None = None
+    volume: float | None = None
+    source: str = "replay"  # kind of source: replay, binance, synthetic (a metrics label)
+    session: str = ""  # one replay run or one connection; per-symbol state is per session
+    recv_ts_ns: int = 0  # when the source received it (0 = historic data, no staleness)
+    line: int = 0  # line (CSV) or row (Parquet) number in a replayed file
 
 
 class Features(Message):
@@ -157,6 +184,10 @@ class Features(Message):
     volatility_pct: float = 0.0
     adx: float = 0.0
     volume_ratio: float = 1.0
+    trend_bps: float = 0.0
+    plus_di: float = 0.0
+    minus_di: float = 0.0
+    source: str = ""
     # Comma-separated data-quality flags ("" when clean), e.g. "stale,gap".
     quality: str = ""
 
@@ -345,6 +376,7 @@ class Event(Message):
 STREAMS: dict[str, type[Message]] = {
     cls.STREAM: cls
     for cls in (
+        RawQuote,
         Tick,
         Features,
         Signal,

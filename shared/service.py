@@ -76,9 +76,12 @@ class Service:
         self.handler_errors = 0
         self.lag: dict[str, tuple[int, int]] = {}
         self._stop = asyncio.Event()
+        self._subscribed = asyncio.Event()
         self._lock = asyncio.Lock()
         self._last_beat = time.monotonic()
         self._last_error: dict[str, str] = {}  # entry id -> last handler error, for the dlq reason
+        self._state_stale = False  # a batch was not written: memory may be ahead of Redis
+        self._refused_version: int | None = None
         self._tasks: list[asyncio.Task[Any]] = []
 
     @property
@@ -121,6 +124,14 @@ class Service:
     async def on_stop(self) -> None:
         """Flush or persist before the connection closes."""
 
+    async def on_batch_failed(self) -> None:
+        """A batch was not written (the handler raised, or the write failed), so memory may
+        be ahead of Redis: stateful services reload their state here. Runs under the lock
+        before the next batch."""
+
+    def on_committed(self) -> None:
+        """The last batch (or control outbox) was written: record what it produced."""
+
     # ---- life ------------------------------------------------------------------------
 
     async def main(self, url: str | None = None, *, http: bool = True) -> None:
@@ -142,6 +153,9 @@ class Service:
                 self._spawn(self._observe())
                 if self.has_source:
                     self._spawn(self._guard(self.run_source, "source"))
+                # Ready only once subscribed: a reload or halt sent then is not missed.
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._subscribed.wait(), timeout=10.0)
                 self.ready.set()
                 self.log.info("started: inputs=%s consumer=%s", self.inputs, self.bus.consumer)
             await self._stop.wait()
@@ -274,6 +288,9 @@ class Service:
         """Handle a batch and commit its outputs with its acks. False if the handler
         raised: then nothing is written and the entries stay pending."""
         async with self._lock:
+            if self._state_stale:
+                await self.on_batch_failed()
+                self._state_stale = False
             t0 = time.perf_counter()
             out = Outbox()
             try:
@@ -292,12 +309,21 @@ class Service:
                 if len(self._last_error) > 10_000:
                     self._last_error.clear()
                 self.log.exception("handler failed; %d entries left pending", len(entries))
+                self._state_stale = True
                 return False
-            await self.bus.commit(out, entries)
+            await self._commit(out, entries)
             self._count(entries, out)
             m.BATCH_LATENCY.labels(self.name).observe(time.perf_counter() - t0)
             m.BATCH_SIZE.labels(self.name).observe(len(entries))
             return True
+
+    async def _commit(self, out: Outbox, entries: list[Entry]) -> None:
+        try:
+            await self.bus.commit(out, entries)
+        except BaseException:
+            self._state_stale = True
+            raise
+        self.on_committed()
 
     def _count(self, entries: list[Entry], out: Outbox) -> None:
         self.processed += len(entries)
@@ -369,6 +395,7 @@ class Service:
             pubsub: PubSub = self.r.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(*channels)
+                self._subscribed.set()
                 # Messages may have been missed while unsubscribed: resync from Redis.
                 await self._sync_config()
                 await self._sync_trading()
@@ -422,7 +449,7 @@ class Service:
         stored = await fetch_version(self.r, self.comp, version)
         if stored is None or stored.version <= self.config_version:
             return
-        if stored.version == getattr(self, "_refused_version", None):
+        if stored.version == self._refused_version:
             return  # refused once already: say so once, not at every resync
         try:
             cfg = validate(self.comp, stored.config)
@@ -480,7 +507,8 @@ class Service:
         if self.persists_trading_state:
             await save_state(self.r, st)
         if len(out):
-            await self.bus.commit(out, [])
+            async with self._lock:
+                await self._commit(out, [])
             self._count([], out)
         self.log.warning("trading.control %s (%s): state %s", cmd.action, cmd.reason, st.state)
 

@@ -41,7 +41,6 @@ class Execution(Service):
         self.engine = ExecutionEngine(self.config)
         self._batch = Outputs()
         self._written: list[Outputs] = []
-        self._state_stale = False  # a failed write left memory ahead of Redis
         self._timer: asyncio.Task[None] | None = None
         self.fills = 0  # written since start (health; bench reads it)
         self.rejections = 0
@@ -64,27 +63,16 @@ class Execution(Service):
         await store.load(self.r, engine)
         self.engine = engine
         self._state_stale = False
-        xm.WORKING.set(len(engine.working))
-
-    async def _process(self, entries: list[Entry]) -> bool:
-        """The runtime's batch step, plus: rebuild memory from Redis after a write
-        failed (the batch will be re-read), and record metrics once it is written."""
-        async with self._lock:
-            if self._state_stale:
-                await self._reload()
         self._batch = Outputs()
         self._written = []
-        try:
-            ok = await super()._process(entries)
-        except TRANSIENT_ERRORS:
-            self._state_stale = True
-            raise
-        if not ok:
-            self._state_stale = True  # the handler raised part-way through the batch
-        else:
-            self._record(self._written)
-        self._batch = Outputs()
-        return ok
+        xm.WORKING.set(len(engine.working))
+
+    async def on_batch_failed(self) -> None:
+        await self._reload()  # the batch will be re-read: rebuild memory from Redis
+
+    def on_committed(self) -> None:
+        self._record(self._written)
+        self._written = []
 
     # ---- handling ----------------------------------------------------------------------
 
@@ -114,7 +102,7 @@ class Execution(Service):
         elif cmd.action == "halt":
             self.engine.halt(now, o)
         self._flush(o, out)
-        self._record([o])
+        self._written = [o]  # recorded once the runtime has written it
 
     def on_config(self, config: ComponentConfig) -> None:
         assert isinstance(config, ExecutionConfig)

@@ -1,12 +1,24 @@
-"""Incremental per-symbol features: pure, O(1) per tick, no I/O.
+"""Per-symbol features of clean quotes: pure, O(1) per tick, no I/O.
 
-- mid = (bid + ask) / 2
-- spread_bps = (ask - bid) / mid * 1e4
-- book_pressure = (bid_size - ask_size) / (bid_size + ask_size), in [-1, 1]
-- EMA with alpha = 2 / (n + 1) over n ticks
-- return_bps = (mid_t / mid_{t-1} - 1) * 1e4
-- volatility_bps: EWMA standard deviation of return_bps (RiskMetrics form,
-  lambda = 0.5 ** (1 / half_life_ticks)); volatility_pct = volatility_bps / 100
+Formulas (seed 003 §2 as quoted in issue 3; units in the names):
+- mid = (bid + ask) / 2; spread_bps = (ask - bid) / mid * 1e4
+- book_pressure = (bid_size - ask_size) / (bid_size + ask_size), in [-1, 1] (0 if empty)
+- ema_short / ema_long: EMAs of mid over ``ema_short_ticks`` / ``ema_long_ticks``;
+  trend_bps = (ema_short / ema_long - 1) * 1e4
+- return_bps = (mid_t / mid_{t-1} - 1) * 1e4 (0 on the first tick)
+- volatility_pct = 100 * sqrt(EWMA(r^2) * vol_horizon_ticks), r = ln(mid_t / mid_{t-1}):
+  the RiskMetrics EWMA variance per tick (half-life ``vol_halflife_ticks``) scaled to a
+  horizon of ``vol_horizon_ticks`` ticks by the square-root-of-time rule. With the
+  default 1440 this is the daily volatility of 1-minute bars; for tick data read it as
+  "volatility over 1440 ticks".
+- adx, plus_di, minus_di: Wilder's ADX(``adx_period``) on bars of ``adx_bar_ticks`` mids.
+- volume_ratio = EMA(volume, ``ema_short_ticks``) / mean(volume over the last
+  ``volume_window_ticks`` ticks); volume is the quote's traded ``volume`` when the
+  source gives one, else its displayed depth bid_size + ask_size (book tickers have no
+  trade volume). 1.0 while the mean is 0.
+- regime: see ``classify``.
+- features_hash: blake2b-64 over the feature values (``hash_values``) rounded to 10
+  significant digits, so equal features hash equally on every machine.
 """
 
 from __future__ import annotations
@@ -16,6 +28,7 @@ import math
 import struct
 
 from services.feature_bus.config import FeatureParams
+from services.feature_bus.indicators import Adx, Ema, EwmaVariance, RollingMean
 from shared.messages import Features, Regime, Tick
 
 
@@ -26,80 +39,139 @@ def features_hash(values: tuple[float, ...]) -> str:
 
 
 def classify(
-    trend_bps: float, volatility_bps: float, spread_bps: float, p: FeatureParams
+    *,
+    adx: float,
+    plus_di: float,
+    minus_di: float,
+    trend_bps: float,
+    volatility_pct: float,
+    volume_ratio: float,
+    spread_bps: float,
+    previous: Regime,
+    p: FeatureParams,
 ) -> Regime:
-    """First regime label (seed 003 §2, simplified until ADX lands):
-    ILLIQUID when the spread is wide, PANIC when volatile and falling, TREND when the
-    EMAs diverge, else RANGE."""
-    if spread_bps > p.illiquid_spread_bps:
+    """Regime of seed 003 §2 (as quoted in issue 3), first rule that matches:
+
+    1. ILLIQUID: volume_ratio < illiquid_volume_ratio (30 % of normal) or
+       spread_bps > illiquid_spread_bps (50).
+    2. PANIC: volatility_pct > panic_vol_pct (5) and trend_bps < 0 and
+       volume_ratio > panic_volume_ratio (1.5, "high volume").
+    3. TREND: adx > trend_adx_min (25) and directional: the EMA gap points the way of
+       the dominant DI (+DI > -DI with trend_bps > 0, or -DI > +DI with trend_bps < 0).
+    4. RANGE: adx < range_adx_max (20) and range_vol_min_pct <= volatility_pct <=
+       range_vol_max_pct (1-4 %).
+    5. none of these: ``previous`` (hysteresis, e.g. ADX between 20 and 25).
+    """
+    if volume_ratio < p.illiquid_volume_ratio or spread_bps > p.illiquid_spread_bps:
         return "ILLIQUID"
-    if volatility_bps > p.panic_vol_bps and trend_bps < 0:
+    if volatility_pct > p.panic_vol_pct and trend_bps < 0 and volume_ratio > p.panic_volume_ratio:
         return "PANIC"
-    if abs(trend_bps) > p.trend_threshold_bps:
+    directional = (plus_di > minus_di and trend_bps > 0) or (minus_di > plus_di and trend_bps < 0)
+    if adx > p.trend_adx_min and directional:
         return "TREND"
-    return "RANGE"
+    if adx < p.range_adx_max and p.range_vol_min_pct <= volatility_pct <= p.range_vol_max_pct:
+        return "RANGE"
+    return previous
 
 
 class FeatureState:
-    """Running state of one symbol."""
+    """Running features of one symbol; ``update`` costs O(1) per tick."""
 
     __slots__ = (
         "p",
-        "a_short",
-        "a_long",
-        "lam",
         "ema_short",
         "ema_long",
-        "var_bps2",
+        "var",
+        "adx",
+        "vol_fast",
+        "vol_mean",
         "prev_mid",
+        "regime",
+        "last_tick",
         "n",
     )
 
     def __init__(self, p: FeatureParams) -> None:
         self.p = p
-        self.a_short = 2.0 / (p.ema_short_ticks + 1)
-        self.a_long = 2.0 / (p.ema_long_ticks + 1)
-        self.lam = 0.5 ** (1.0 / p.vol_halflife_ticks)
-        self.ema_short = 0.0
-        self.ema_long = 0.0
-        self.var_bps2 = 0.0
+        self.ema_short = Ema(p.ema_short_ticks)
+        self.ema_long = Ema(p.ema_long_ticks)
+        self.var = EwmaVariance(p.vol_halflife_ticks)
+        self.adx = Adx(p.adx_period, p.adx_bar_ticks)
+        self.vol_fast = Ema(p.ema_short_ticks)
+        self.vol_mean = RollingMean(p.volume_window_ticks)
         self.prev_mid = 0.0
+        self.regime: Regime = "RANGE"
+        self.last_tick: Tick | None = None
         self.n = 0
 
-    def update(self, tick: Tick) -> Features:
+    def update(self, tick: Tick, quality: str = "", source: str = "") -> Features:
+        p = self.p
         mid = (tick.bid + tick.ask) / 2.0
         spread_bps = (tick.ask - tick.bid) / mid * 1e4
         depth = tick.bid_size + tick.ask_size
         pressure = (tick.bid_size - tick.ask_size) / depth if depth > 0 else 0.0
+        ema_s = self.ema_short.update(mid)
+        ema_l = self.ema_long.update(mid)
         if self.n == 0:
-            self.ema_short = self.ema_long = mid
             ret_bps = 0.0
         else:
-            self.ema_short += self.a_short * (mid - self.ema_short)
-            self.ema_long += self.a_long * (mid - self.ema_long)
             ret_bps = (mid / self.prev_mid - 1.0) * 1e4
-            self.var_bps2 = self.lam * self.var_bps2 + (1.0 - self.lam) * ret_bps * ret_bps
+            self.var.update(math.log(mid / self.prev_mid))
         self.prev_mid = mid
+        self.last_tick = tick
         self.n += 1
-        vol_bps = math.sqrt(self.var_bps2)
-        trend_bps = (self.ema_short / self.ema_long - 1.0) * 1e4
-        regime = classify(trend_bps, vol_bps, spread_bps, self.p)
-        values = (mid, spread_bps, pressure, self.ema_short, self.ema_long, ret_bps, vol_bps)
+        vol_pct = 100.0 * math.sqrt(self.var.value * p.vol_horizon_ticks)
+        adx = self.adx.update(mid)
+        volume = tick.volume if tick.volume is not None else depth
+        fast = self.vol_fast.update(volume)
+        mean = self.vol_mean.update(volume)
+        volume_ratio = fast / mean if mean > 0 else 1.0
+        trend_bps = (ema_s / ema_l - 1.0) * 1e4
+        self.regime = classify(
+            adx=adx,
+            plus_di=self.adx.plus_di,
+            minus_di=self.adx.minus_di,
+            trend_bps=trend_bps,
+            volatility_pct=vol_pct,
+            volume_ratio=volume_ratio,
+            spread_bps=spread_bps,
+            previous=self.regime,
+            p=p,
+        )
+        values = (
+            mid,
+            spread_bps,
+            pressure,
+            ema_s,
+            ema_l,
+            ret_bps,
+            vol_pct,
+            adx,
+            volume_ratio,
+            trend_bps,
+        )
         return Features(
             trace_ts_ns=tick.trace_ts_ns,
             symbol=tick.symbol,
             ts_ns=tick.ts_ns,
             mid=mid,
             spread_bps=spread_bps,
-            regime=regime,
+            regime=self.regime,
             features_hash=features_hash(values),
             bid=tick.bid,
             ask=tick.ask,
             bid_size=tick.bid_size,
             ask_size=tick.ask_size,
             book_pressure=pressure,
-            ema_short=self.ema_short,
-            ema_long=self.ema_long,
+            ema_short=ema_s,
+            ema_long=ema_l,
             return_bps=ret_bps,
-            volatility_pct=vol_bps / 100.0,
+            volatility_pct=vol_pct,
+            adx=adx,
+            volume_ratio=volume_ratio,
+            trend_bps=trend_bps,
+            plus_di=self.adx.plus_di,
+            minus_di=self.adx.minus_di,
+            source=source,
+            quality=quality,
         )

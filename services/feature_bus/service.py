@@ -1,4 +1,10 @@
-"""feature_bus: market data in, ``md.ticks`` and ``features`` out."""
+"""feature_bus: market data in, ``md.ticks`` and ``features`` out.
+
+Wiring only. Every quote, whatever its source, goes through ``QuotePipeline`` (quality
+gate, then features): quotes on ``md.raw`` (``edgebus replay``, any external feeder)
+are read in the consumer group; the synthetic market or the websocket feed (``source``
+in conf/feature_bus.yml) run as this service's source and publish directly.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +12,38 @@ import asyncio
 import time
 from typing import Any, ClassVar
 
+from services.feature_bus import metrics as fm
 from services.feature_bus.config import FeatureBusConfig
-from services.feature_bus.features import FeatureState
+from services.feature_bus.pipeline import QuotePipeline
 from services.feature_bus.synthetic import SyntheticMarket
-from shared.config import ComponentConfig
-from shared.messages import Message
+from services.feature_bus.websocket import SOURCE as WS_SOURCE
+from services.feature_bus.websocket import BookTickerFeed
+from shared.bus import Entry, Outbox, dead_letter
+from shared.config import KEY_PREFIX, ComponentConfig
+from shared.messages import (
+    DLQ,
+    FEATURES,
+    MD_RAW,
+    MD_TICKS,
+    ORDERS,
+    SIGNALS,
+    DeadLetter,
+    Message,
+    RawQuote,
+)
 from shared.service import Service
+
+# The streams whose consumers the synthetic source waits for (backpressure).
+DOWNSTREAM = (MD_TICKS, FEATURES, SIGNALS, ORDERS)
+
+# Per replay session counters (published, dlq, flagged), read by the replay summary.
+SESSION_KEY = KEY_PREFIX + ":feature_bus:session:{}"
+SESSION_TTL_S = 86_400
 
 
 class FeatureBus(Service):
     name: ClassVar[str] = "feature_bus"
+    inputs: ClassVar[tuple[str, ...]] = (MD_RAW,)
     has_source: ClassVar[bool] = True
 
     config: FeatureBusConfig
@@ -23,32 +51,117 @@ class FeatureBus(Service):
     def __init__(self, config: ComponentConfig | None = None) -> None:
         super().__init__(config)
         self.market = SyntheticMarket(self.config)
-        self.states: dict[str, FeatureState] = {}
+        self.pipeline = QuotePipeline(self.config.features, self.config.quality)
         self.ticks_published = 0
+        self.feed: BookTickerFeed | None = None
+        self._session_counts: dict[str, dict[str, int]] = {}
+        self._lag_checked = 0.0
+        self._lag_full = False
 
     def on_config(self, config: ComponentConfig) -> None:
         assert isinstance(config, FeatureBusConfig)
-        if config.symbols != self.config.symbols or config.seed != self.config.seed:
+        old = self.config
+        if (config.symbols, config.seed, config.regime_ticks) != (
+            old.symbols,
+            old.seed,
+            old.regime_ticks,
+        ):
             self.market = SyntheticMarket(config)
-        if config.features != self.config.features:
-            self.states.clear()
+        if config.features != old.features or config.quality != old.quality:
+            self.pipeline = QuotePipeline(config.features, config.quality)
         self.config = config
 
-    def features_of(self, ticks: list[Any]) -> list[Message]:
+    # ---- the one path: quote -> quality gate -> tick + features ------------------------
+
+    def handle_quote(
+        self, q: RawQuote, out: list[Message], dead: list[DeadLetter], entry: Entry | None = None
+    ) -> str | None:
+        """Run one quote through the pipeline; append its tick and features (returns
+        their quality flags, "" when clean) or a dead letter (returns None)."""
+        fm.QUOTES.labels(q.source).inc()
+        outcome = self.pipeline.process(q)
+        fm.QUALITY_SCORE.labels(q.source).set(self.pipeline.score(q.source))
+        if outcome.reason is not None:
+            fm.FAILURES.labels(q.source, fm.reason_class(outcome.reason)).inc()
+            if entry is None:
+                entry = Entry(q.source, f"{q.symbol}@{q.ts_ns}", _fields(q))
+            dead.append(dead_letter(self.name, entry, outcome.reason))
+            return None
+        for flag in outcome.flags:
+            fm.FLAGS.labels(q.source, flag).inc()
+        assert outcome.tick is not None and outcome.features is not None
+        out.append(outcome.tick)
+        out.append(outcome.features)
+        if q.recv_ts_ns:
+            fm.LATENCY.labels(q.source).observe(max(0.0, (time.time_ns() - q.ts_ns) / 1e9))
+        return outcome.tick.quality
+
+    def on_message(self, entry: Entry, out: Outbox) -> None:
+        q = entry.message
+        assert isinstance(q, RawQuote)
+        produced: list[Message] = []
+        quality = self.handle_quote(q, produced, out.dead, entry)
+        for msg in produced:
+            out.emit(msg)
+        if q.session:
+            counts = self._session_counts.setdefault(q.session, {})
+            key = "dlq" if quality is None else ("flagged" if quality else "clean")
+            counts[key] = counts.get(key, 0) + 1
+
+    def on_batch_end(self, out: Outbox) -> None:
+        # Counted in the same transaction as the outputs and acks: exact even on retries.
+        for session, counts in self._session_counts.items():
+            key = SESSION_KEY.format(session)
+
+            def op(pipe: Any, key: str = key, counts: dict[str, int] = counts) -> None:
+                for field, n in counts.items():
+                    pipe.hincrby(key, field, n)
+                pipe.expire(key, SESSION_TTL_S)
+
+            out.call(op)
+        self._session_counts = {}
+
+    def features_of(self, quotes: list[RawQuote]) -> list[Message]:
+        """Ticks and features of ``quotes`` through the one path, without I/O (the
+        in-process benchmark uses it); rejected quotes are counted, not returned."""
         out: list[Message] = []
-        for tick in ticks:
-            state = self.states.get(tick.symbol)
-            if state is None:
-                state = self.states[tick.symbol] = FeatureState(self.config.features)
-            out.append(tick)
-            out.append(state.update(tick))
+        dead: list[DeadLetter] = []
+        for q in quotes:
+            self.handle_quote(q, out, dead)
+        self.dead_lettered += len(dead)
         return out
 
+    # ---- sources ------------------------------------------------------------------------
+
     async def run_source(self) -> None:
+        """The configured source; a hot-reloaded ``source`` switches between them."""
+        while not self.stopping:
+            if self.config.source == "synthetic":
+                await self._run_synthetic()
+            elif self.config.source == "websocket":
+                await self._run_websocket()
+            else:  # "replay": nothing of our own; md.raw is read by the consume loop
+                self.beat()
+                await asyncio.sleep(0.2)
+
+    async def _emit(self, quotes: list[RawQuote]) -> None:
+        out: list[Message] = []
+        dead: list[DeadLetter] = []
+        async with self._lock:  # the same lock as batches and config swaps
+            for q in quotes:
+                self.handle_quote(q, out, dead)
+        items: list[Message | tuple[str, Message]] = list(out)
+        items.extend((DLQ, d) for d in dead)
+        if items:
+            await self.publish(items)
+        self.dead_lettered += len(dead)
+        self.ticks_published += len(out) // 2
+
+    async def _run_synthetic(self) -> None:
         """Publish at ``ticks_per_s`` (total), catching up in batches when late."""
         started = time.monotonic()
         sent = 0
-        while not self.stopping:
+        while not self.stopping and self.config.source == "synthetic":
             self.beat()
             rate = self.config.ticks_per_s
             if rate > 0:
@@ -59,15 +172,70 @@ class FeatureBus(Service):
                 n = min(due, self.config.max_batch_ticks)
             else:
                 n = self.config.max_batch_ticks
-            ticks = list(self.market.ticks(n, time.time_ns()))
-            await self.publish(self.features_of(ticks))
+            if await self._downstream_full():
+                await asyncio.sleep(0.005)
+                continue
+            await self._emit(list(self.market.quotes(n, time.time_ns())))
             sent += n
-            self.ticks_published += n
             if rate > 0 and due > 10 * self.config.max_batch_ticks:
                 started, sent = time.monotonic(), 0  # far behind (a Redis outage): do not burst
 
+    async def _downstream_full(self) -> bool:
+        """Backpressure for the synthetic source: as fast as the pipeline takes, not
+        faster (lag is read at most every 50 ms; the live feed is never held back)."""
+        limit = self.config.max_downstream_lag
+        if not limit:
+            return False
+        now = time.monotonic()
+        if now - self._lag_checked < 0.05:
+            return self._lag_full
+        self._lag_checked = now
+        self._lag_full = await self.bus.max_group_lag(DOWNSTREAM) > limit
+        return self._lag_full
+
+    async def _run_websocket(self) -> None:
+        self.feed = feed = BookTickerFeed(self.config.websocket)
+        fm.CONNECTED.labels(WS_SOURCE).set(0)
+        async for ev in feed.events():
+            if self.stopping or self.config.source != "websocket":
+                return
+            if ev.kind == "quote" and ev.quote is not None:
+                await self._emit([ev.quote])
+            elif ev.kind == "bad_frame":
+                fm.QUOTES.labels(WS_SOURCE).inc()
+                fm.FAILURES.labels(WS_SOURCE, fm.reason_class(ev.reason)).inc()
+                entry = Entry("ws:" + WS_SOURCE, "", {"frame": ev.frame})
+                await self.publish([(DLQ, dead_letter(self.name, entry, ev.reason))])
+                self.dead_lettered += 1
+            elif ev.kind == "connected":
+                fm.CONNECTED.labels(WS_SOURCE).set(1)
+                fm.STALE.labels(WS_SOURCE).set(0)
+                if feed.reconnects:
+                    fm.RECONNECTS.labels(WS_SOURCE).inc()
+                self.log.info("websocket connected to %s", self.config.websocket.url)
+            elif ev.kind == "stale":
+                fm.STALE.labels(WS_SOURCE).set(1)
+                self.log.warning("websocket stale: %s; reconnecting", ev.reason)
+            elif ev.kind == "disconnected":
+                fm.CONNECTED.labels(WS_SOURCE).set(0)
+                self.log.warning("websocket disconnected: %s", ev.reason)
+
     def health_details(self) -> dict[str, Any]:
-        return {"ticks_published": self.ticks_published, "source": self.config.source}
+        doc: dict[str, Any] = {
+            "ticks_published": self.ticks_published,
+            "source": self.config.source,
+            "quality_score": {s: round(v.value, 4) for s, v in self.pipeline.scores.items()},
+        }
+        if self.feed is not None:
+            doc["websocket"] = {
+                "connections": self.feed.connections,
+                "reconnects": self.feed.reconnects,
+            }
+        return doc
+
+
+def _fields(q: RawQuote) -> dict[str, str]:
+    return {k: str(v) for k, v in q.to_fields().items()}
 
 
 SERVICE = FeatureBus

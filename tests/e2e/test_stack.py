@@ -81,7 +81,7 @@ def test_make_start_runs_six_processes_end_to_end_and_stops_clean(
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_until(lambda: sync_redis.xlen("fills") > 0, 60, "fills")
+        wait_until(lambda: sync_redis.xlen("fills") > 0, 150, "fills")
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len([c for c in children if "shared.cli" in " ".join(c.cmdline())]) == 6
         for name in SERVICE_NAMES:
@@ -172,14 +172,14 @@ def test_kill_9_and_restart_loses_nothing_and_doubles_nothing(
 ) -> None:
     procs = {name: _run(name, stack_env, tmp_path) for name in SERVICE_NAMES}
     try:
-        wait_until(lambda: sync_redis.xlen("fills") > 0, 60, "fills")
+        wait_until(lambda: sync_redis.xlen("fills") > 0, 150, "fills")
         for victim in ("model_router", "execution"):
             procs[victim].kill()  # kill -9 while ticks flow
             procs[victim].wait()
             time.sleep(0.5)  # let work pile up for the dead service
             procs[victim] = _run(victim, stack_env, tmp_path)
             seen = sync_redis.xlen("fills")
-            wait_until(lambda s=seen: sync_redis.xlen("fills") > s, 60, f"{victim} back")
+            wait_until(lambda s=seen: sync_redis.xlen("fills") > s, 150, f"{victim} back")
         procs["feature_bus"].send_signal(signal.SIGTERM)
         assert procs["feature_bus"].wait(timeout=10) == 0
         wait_until(lambda: not any(all_pending(sync_redis).values()), 30, "pending drained")

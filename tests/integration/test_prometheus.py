@@ -146,7 +146,7 @@ def stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     s = Stack(redis_server, tmp_path_factory.mktemp("prom"))
     try:
         s.start()
-        wait_until(lambda: s.r.xlen("fills") > 0, 60, "the stack's first fill")
+        wait_until(lambda: s.r.xlen("fills") > 0, 150, "the stack's first fill")
         wait_until(lambda: _ready(s), 30, "prometheus ready")
         wait_until(lambda: len(s.result("up == 1")) == 6, 30, "six targets scraped and up")
         wait_until(s.symbols, 30, "a first scrape of the trading gauges")

@@ -1,0 +1,203 @@
+"""`edgebus replay FILE [--speed X]`: play a recorded file through the running stack.
+
+Rows become raw quotes (``replay_rows``) on stream ``md.raw``, where the running
+feature_bus checks them and turns them into ``md.ticks`` and ``features`` like any
+other source. ``--speed X`` keeps the file's own timing X times faster; 0 sends as fast
+as the stack takes it. Backpressure: the replay never has more than
+``replay.max_lag_entries`` quotes that feature_bus has not yet handled (counted from
+feature_bus's per-session counters), so memory stays bounded whatever the file size.
+
+Exit codes: 0 done (bad rows are reported and skipped, not fatal); 1 unreadable file or
+config; 2 the stack is not running; 3 feature_bus stopped making progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+from redis.asyncio import Redis
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from services.feature_bus.config import FeatureBusConfig
+from services.feature_bus.replay_rows import RowError, count_rows, read_rows, row_to_quote
+from services.feature_bus.service import SESSION_KEY
+from shared.bus import redis_url
+from shared.config import ConfigError, load_file
+from shared.messages import MD_RAW
+
+GROUP = "feature_bus"
+
+
+class Stalled(RuntimeError):
+    pass
+
+
+class Replay:
+    def __init__(
+        self, r: Redis, cfg: FeatureBusConfig, path: Path, speed: float, console: Console
+    ) -> None:
+        self.r, self.cfg, self.path, self.speed, self.console = r, cfg, path, speed, console
+        self.p = cfg.replay
+        self.session = f"replay-{path.stem}-{os.getpid()}-{time.time_ns() // 1_000_000}"
+        self.rows = 0
+        self.sent = 0
+        self.bad = 0
+        self.bad_reasons: Counter[str] = Counter()
+        self.done: dict[str, int] = {}
+
+    async def handled(self) -> int:
+        raw = await self.r.hgetall(SESSION_KEY.format(self.session))  # type: ignore[misc]
+        self.done = {str(k): int(v) for k, v in raw.items()}
+        return sum(self.done.values())
+
+    async def wait_until_in_flight(self, limit: int) -> None:
+        """Block while more than ``limit`` sent quotes are not yet handled by feature_bus."""
+        last, since = -1, time.monotonic()
+        while True:
+            handled = await self.handled()
+            if self.sent - handled <= limit:
+                return
+            if handled != last:
+                last, since = handled, time.monotonic()
+            elif time.monotonic() - since > self.p.stall_timeout_s:
+                raise Stalled(
+                    f"feature_bus handled nothing for {self.p.stall_timeout_s} s "
+                    f"({self.sent - handled} quotes waiting on {MD_RAW})"
+                )
+            await asyncio.sleep(0.02)
+
+    async def flush(self, chunk: list[dict[str, str | int | float]]) -> None:
+        if not chunk:
+            return
+        await self.wait_until_in_flight(self.p.max_lag_entries - len(chunk))
+        async with self.r.pipeline(transaction=False) as pipe:
+            for fields in chunk:
+                pipe.xadd(MD_RAW, fields, maxlen=self.cfg.bus.maxlen, approximate=True)  # type: ignore[arg-type]
+            await pipe.execute()
+        self.sent += len(chunk)
+        chunk.clear()
+
+    def report_bad(self, line: int, reason: str) -> None:
+        self.bad += 1
+        self.bad_reasons[reason.split(":", 1)[0]] += 1
+        if self.bad <= self.p.max_reported_rows:
+            where = "line" if self.path.suffix.lower() == ".csv" else "row"
+            self.console.print(f"[yellow]{where} {line}[/]: {reason}; skipped")
+        elif self.bad == self.p.max_reported_rows + 1:
+            self.console.print("[yellow]... further bad rows are only counted[/]")
+
+    async def run(self, progress: Progress) -> None:
+        kind, rows = read_rows(self.path, self.p.chunk_rows)
+        task = progress.add_task("replay", total=count_rows(self.path), rate="")
+        chunk: list[dict[str, str | int | float]] = []
+        t0 = time.monotonic()
+        first_ts: int | None = None
+        for line, row in rows:
+            self.rows += 1
+            try:
+                q = row_to_quote(row, kind, self.p.bar_spread_bps, line, self.session)
+            except RowError as exc:
+                self.report_bad(line, str(exc))
+                continue
+            if self.speed > 0:
+                first_ts = q.ts_ns if first_ts is None else first_ts
+                ahead_s = (q.ts_ns - first_ts) / 1e9 / self.speed - (time.monotonic() - t0)
+                if ahead_s > 0.001:
+                    await self.flush(chunk)
+                    await asyncio.sleep(ahead_s)
+            chunk.append(q.to_fields())
+            if len(chunk) >= self.p.chunk_rows:
+                await self.flush(chunk)
+            if self.rows % 1000 == 0 or not chunk:
+                rate = self.sent / max(1e-9, time.monotonic() - t0)
+                progress.update(task, completed=self.rows, rate=f"{rate:,.0f} rows/s")
+        await self.flush(chunk)
+        await self.wait_until_in_flight(0)  # everything handled: the summary is final
+        rate = self.sent / max(1e-9, time.monotonic() - t0)
+        progress.update(task, completed=self.rows, rate=f"{rate:,.0f} rows/s")
+
+
+async def _stack_running(r: Redis) -> bool:
+    try:
+        groups = await r.xinfo_groups(MD_RAW)
+    except Exception:
+        return False
+    return any(g["name"] == GROUP for g in groups)
+
+
+async def replay(path: Path, speed: float, console: Console, url: str | None = None) -> int:
+    try:
+        cfg = load_file("feature_bus")
+    except ConfigError as exc:
+        console.print(f"[red]config: {exc}[/]")
+        return 1
+    assert isinstance(cfg, FeatureBusConfig)
+    r = Redis.from_url(url or redis_url(), decode_responses=True)
+    try:
+        if not await _stack_running(r):
+            console.print(
+                f"[red]feature_bus is not consuming {MD_RAW} on {url or redis_url()}: "
+                "start the stack first (make start)[/]"
+            )
+            return 2
+        job = Replay(r, cfg, path, speed, console)
+        t0 = time.monotonic()
+        columns = (
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+        )
+        code = 0
+        with Progress(*columns, console=console, transient=False) as progress:
+            try:
+                await job.run(progress)
+            except (RowError, OSError, ValueError) as exc:  # header, encoding, Parquet format
+                console.print(f"[red]{path}: {exc}[/]")
+                return 1
+            except Stalled as exc:
+                console.print(f"[red]{exc}[/]")
+                code = 3
+        elapsed = time.monotonic() - t0
+        _summary(job, elapsed, console)
+        return code
+    finally:
+        await r.aclose()
+
+
+def _summary(job: Replay, elapsed_s: float, console: Console) -> None:
+    d = job.done
+    console.print(
+        f"[bold]replay {job.path.name}[/]: {job.rows:,} rows in {elapsed_s:.1f} s "
+        f"({job.sent / max(elapsed_s, 1e-9):,.0f} rows/s); sent {job.sent:,}, "
+        f"bad rows skipped {job.bad:,}"
+    )
+    console.print(
+        f"feature_bus (session {job.session}): clean {d.get('clean', 0):,}, "
+        f"flagged {d.get('flagged', 0):,}, to dlq {d.get('dlq', 0):,}"
+    )
+    for reason, n in job.bad_reasons.most_common(10):
+        console.print(f"  bad rows, {reason}: {n:,}")
+
+
+def main(file: str, speed: float = 1.0) -> int:
+    """Entry point of `edgebus replay` / `make replay`; returns the exit code."""
+    console = Console(stderr=True)
+    path = Path(file)
+    if not path.is_file():
+        console.print(f"[red]{file}: no such file[/]")
+        return 1
+    if speed < 0:
+        console.print("[red]--speed must be >= 0 (0 = as fast as the stack takes)[/]")
+        return 1
+    try:
+        return asyncio.run(replay(path, speed, console))
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        return 130
