@@ -327,8 +327,7 @@ async def fetch_version(
     _, versions, current = _keys(component)
     if version is None:
         # One round trip: this is on the hot path of every service's reload.
-        # Read-only script: EVAL_RO needs only read access to the keys (ACL %R~).
-        reply = await r.eval_ro(_FETCH_CURRENT_SCRIPT, 2, current, versions)  # type: ignore[misc]
+        reply = await r.eval(_FETCH_CURRENT_SCRIPT, 2, current, versions)  # type: ignore[misc]
         if not reply or len(reply) < 2 or reply[1] is None:  # none, or a body missing
             return None
         return StoredConfig.from_blob(component, int(reply[0]), reply[1])

@@ -3,11 +3,7 @@ the streams it owns and do exactly what its service needs.
 
 The ACL is the compose stack's ``scripts/redis/users.acl.template`` (placeholders
 rendered the way ``render_acl.sh`` does: ``#`` + SHA-256 of the password), loaded into a
-real redis-server by ``ACL LOAD`` from ``--aclfile``. Until that file is on the branch,
-the same rules are used from ``FALLBACK_ACL`` below, with one difference: every service
-may EVAL_RO, because ``shared.config.fetch_version`` (run by every service at start and
-on each reload) reads the current version with a read-only Lua script. EVAL_RO needs
-only read access to the keys the script declares (the ``%R~`` patterns).
+real redis-server by ``ACL LOAD`` from ``--aclfile``.
 """
 
 from __future__ import annotations
@@ -61,17 +57,6 @@ OWNS: dict[str, set[str]] = {
     "telemetry": {EVENTS},
 }
 
-FALLBACK_ACL = """\
-user default off resetpass resetkeys resetchannels -@all
-user admin on {{REDIS_ADMIN_PASSWORD}} ~* &* +@all
-user parameter_server on {{REDIS_PASSWORD_PARAMETER_SERVER}} resetkeys resetchannels -@all +@read +@write +@transaction +@connection -@dangerous -scan -randomkey +subscribe +unsubscribe +ping +eval_ro +evalsha ~dlq ~edgebus:parameter_server:* ~edgebus:config:* ~edgebus:trading &param.reload &param.updated &trading.control (+publish &param.updated &param.rejected &param.applied)
-user feature_bus on {{REDIS_PASSWORD_FEATURE_BUS}} resetkeys resetchannels -@all +@read +@write +@transaction +@connection -@dangerous -scan -randomkey +subscribe +unsubscribe +ping +eval_ro ~md.ticks ~features ~dlq ~edgebus:feature_bus:* ~edgebus:config:applied %R~edgebus:config:feature_bus:* %R~edgebus:trading &param.updated &trading.control (+publish &param.applied &param.rejected)
-user model_router on {{REDIS_PASSWORD_MODEL_ROUTER}} resetkeys resetchannels -@all +@read +@write +@transaction +@connection -@dangerous -scan -randomkey +subscribe +unsubscribe +ping +eval_ro ~signals ~router.switches ~dlq ~edgebus:model_router:* ~edgebus:config:applied %R~edgebus:config:model_router:* %R~edgebus:trading &param.updated &trading.control (~features +xreadgroup +xack +xgroup|create +xautoclaim +xclaim +xpending +xinfo|groups +xinfo|stream +xlen +xrange +xrevrange) (+publish &param.applied &param.rejected)
-user risk_harmoniser on {{REDIS_PASSWORD_RISK_HARMONISER}} resetkeys resetchannels -@all +@read +@write +@transaction +@connection -@dangerous -scan -randomkey +subscribe +unsubscribe +ping +eval_ro ~orders ~risk.decisions ~dlq ~edgebus:risk_harmoniser:* ~edgebus:risk:* ~edgebus:trading ~edgebus:config:applied %R~edgebus:config:risk_harmoniser:* %R~edgebus:execution:positions &param.updated &trading.control (~signals ~fills ~rejections ~md.ticks +xreadgroup +xack +xgroup|create +xautoclaim +xclaim +xpending +xinfo|groups +xinfo|stream +xlen +xrange +xrevrange) (+publish &param.applied &param.rejected &trading.control)
-user execution on {{REDIS_PASSWORD_EXECUTION}} resetkeys resetchannels -@all +@read +@write +@transaction +@connection -@dangerous -scan -randomkey +subscribe +unsubscribe +ping +eval_ro +evalsha ~fills ~positions ~rejections ~dlq ~edgebus:execution:* ~edgebus:config:applied %R~edgebus:config:execution:* %R~edgebus:trading &param.updated &trading.control (~orders ~md.ticks +xreadgroup +xack +xgroup|create +xautoclaim +xclaim +xpending +xinfo|groups +xinfo|stream +xlen +xrange +xrevrange) (+publish &param.applied &param.rejected)
-user telemetry on {{REDIS_PASSWORD_TELEMETRY}} resetkeys resetchannels -@all +@read +@write +@transaction +@connection -@dangerous -scan -randomkey +subscribe +unsubscribe +ping +eval_ro +module|list ~events ~dlq ~edgebus:telemetry:* ~edgebus:ts:* ~edgebus:config:applied %R~edgebus:config:telemetry:* %R~edgebus:trading &param.updated &trading.control (~signals ~orders ~fills ~positions ~rejections ~risk.decisions ~router.switches ~dlq +xreadgroup +xack +xgroup|create +xautoclaim +xclaim +xpending +xinfo|groups +xinfo|stream +xlen +xrange +xrevrange) (%R~md.ticks %R~features +xlen +xinfo|groups +xinfo|stream +xrange +xrevrange) (+publish &param.applied &param.rejected)
-"""
-
 
 @dataclass
 class AclRedis:
@@ -102,8 +87,7 @@ def render(template: str) -> tuple[str, dict[str, str]]:
 
 @pytest.fixture
 def acl_redis(tmp_path: Path) -> Iterator[AclRedis]:
-    source = TEMPLATE.read_text() if TEMPLATE.is_file() else FALLBACK_ACL
-    rendered, passwords = render(source)
+    rendered, passwords = render(TEMPLATE.read_text())
     aclfile = tmp_path / "users.acl"
     # Start open (the embedded server's readiness probe is an unauthenticated PING),
     # then switch to the real file with ACL LOAD: Redis itself parses and applies it.
