@@ -150,7 +150,7 @@ class RawQuote(Message):
 
     STREAM: ClassVar[str] = MD_RAW
     symbol: str = Field(min_length=1, max_length=64)
-    ts_ns: int
+    ts_ns: int = Field(ge=-MAX_NS, le=MAX_NS)  # int64: the gate names <= 0, not the decoder
     bid: float
     ask: float
     bid_size: float = 0.0
@@ -159,7 +159,7 @@ class RawQuote(Message):
     volume: float | None = None
     source: str = "replay"  # kind of source: replay, binance, synthetic (a metrics label)
     session: str = ""  # one replay run or one connection; per-symbol state is per session
-    recv_ts_ns: int = 0  # when the source received it (0 = historic data, no staleness)
+    recv_ts_ns: int = Field(default=0, ge=0, le=MAX_NS)  # 0 = historic data, no staleness
     line: int = 0  # line (CSV) or row (Parquet) number in a replayed file
 
 
