@@ -4,7 +4,6 @@ something (any method but GET/HEAD) answers 401 without the admin bearer token."
 from __future__ import annotations
 
 import os
-import random
 import re
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from services import SERVICE_NAMES, service_class
 from shared.embedded_redis import free_port
-from shared.http import DEFAULT_PORTS, build_app, http_host, require_token
+from shared.http import build_app, http_host, require_token
 from shared.service import Service
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,15 +38,14 @@ def test_http_host_is_loopback_unless_configured(monkeypatch: pytest.MonkeyPatch
 def test_a_service_process_listens_on_loopback_only(tmp_path: Path) -> None:
     """The real CLI entry point, as compose and the launcher run it. Redis is not needed
     for this: HTTP is served before the service waits for Redis (it reports redis_down)."""
-    offset = random.randint(2000, 4000) * 10
+    port = free_port()  # a port known free now, rather than a guessed offset
     env = {k: v for k, v in os.environ.items() if k != "EDGEBUS_HTTP_HOST"}
     env.update(
         REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
-        EDGEBUS_PORT_OFFSET=str(offset),
+        EDGEBUS_HTTP_PORT=str(port),
         EDGEBUS_HOME=str(ROOT),
         EDGEBUS_LOG_LEVEL="WARNING",
     )
-    port = DEFAULT_PORTS["telemetry"] + offset
     with open(tmp_path / "telemetry.log", "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "shared.cli", "run", "telemetry"],
@@ -57,7 +55,7 @@ def test_a_service_process_listens_on_loopback_only(tmp_path: Path) -> None:
             stderr=subprocess.STDOUT,
         )
     try:
-        listening = _wait_listening(proc, port, timeout_s=30)
+        listening = _wait_listening(proc, port, timeout_s=60)
         assert listening, (tmp_path / "telemetry.log").read_text()[-2000:]
         assert {addr for addr, _ in listening} == {"127.0.0.1"}, listening
     finally:
