@@ -153,7 +153,9 @@ def read_rows(
 
 
 def _csv(path: Path) -> tuple[Kind, Iterator[tuple[int, dict[str, Any]]]]:
-    fh = path.open(newline="", encoding="utf-8")
+    # A stray non-UTF-8 byte must cost its row (reported with the line number when its
+    # value does not parse), not stop the whole replay with a decode error.
+    fh = path.open(newline="", encoding="utf-8", errors="replace")
     reader = csv.DictReader(fh)
     try:
         kind = detect_kind(list(reader.fieldnames or []))
