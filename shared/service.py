@@ -239,6 +239,9 @@ class Service:
 
     def _redis_up(self, ok: bool, exc: BaseException | None = None) -> None:
         if not ok:
+            # Redis may have restarted and lost writes it had acknowledged (AOF everysec):
+            # stateful services reload their state before the next batch.
+            self._state_stale = True
             m.REDIS_ERRORS.labels(self.name).inc()
             if self.redis_ok or exc is not None:
                 self.log.warning("redis unavailable (%s); retrying with backoff", exc)

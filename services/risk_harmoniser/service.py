@@ -76,6 +76,12 @@ class RiskHarmoniser(Service):
                 marks[symbol] = float(doc["mark"])
         self.engine.portfolio.load({"holdings": holdings, "marks": marks})
 
+    async def on_batch_failed(self) -> None:
+        # The batch was not written: memory may be ahead of Redis (a working order counted
+        # twice on the retry, say). Start from the book as last written.
+        self.engine = RiskEngine(self.config)
+        await self.on_start()
+
     def on_config(self, config: ComponentConfig) -> None:
         assert isinstance(config, RiskParams)
         self.config = config
