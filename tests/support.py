@@ -32,6 +32,17 @@ async def wait_for(
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what} (last: {last!r})")
 
 
+def wait_until(pred: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    """Synchronous ``wait_for``: poll ``pred`` every 0.1 s until truthy."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
 @contextlib.asynccontextmanager
 async def running(svc: S, url: str, timeout_s: float = 10.0) -> AsyncIterator[S]:
     """Start ``svc`` (no HTTP) on ``url``; stop it cleanly on exit."""

@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from shared.http import DEFAULT_PORTS
 from shared.messages import Fill, Rejection, RouterSwitch, Signal
 from shared.procs import die_with_parent
 from tests.dashboards import RULES, Expr, dashboard_exprs, rule_base, rules, substitute
+from tests.support import wait_until
 
 PROMETHEUS = shutil.which("prometheus")
 pytestmark = [
@@ -44,16 +45,6 @@ pytestmark = [
     ),
 ]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_until(pred: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 class Stack:
