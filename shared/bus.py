@@ -329,12 +329,11 @@ class Bus:
         for stream in streams:
             try:
                 groups = await self.r.xinfo_groups(stream)
+                last_id = (await self.r.xinfo_stream(stream))["last-generated-id"]
             except ResponseError:
                 continue  # no such stream yet
             for g in groups:
-                lag = g.get("lag")
-                if lag is not None:
-                    worst = max(worst, int(lag))
+                worst = max(worst, group_lag(g, last_id))
         return worst
 
     async def lag(self) -> dict[str, tuple[int, int]]:
@@ -348,14 +347,22 @@ class Bus:
                 continue
             for g in groups:
                 if g["name"] == self.group:
-                    lag = g.get("lag")
-                    # Redis 7.0 can restore a wrong entries-read from the AOF after a
-                    # restart, so its lag stays > 0 for ever: a group that has been
-                    # delivered the last entry is not behind, whatever the counter says.
-                    if _id_key(g["last-delivered-id"]) >= _id_key(last_id):
-                        lag = 0
-                    out[stream] = (int(lag) if lag is not None else -1, int(g["pending"]))
+                    lag = group_lag(g, last_id) if g.get("lag") is not None else -1
+                    out[stream] = (lag, int(g["pending"]))
         return out
+
+
+def group_lag(group: dict[str, Any], last_id: str) -> int:
+    """A group's lag from XINFO GROUPS (0 where Redis does not know).
+
+    Redis 7.0 can restore a wrong entries-read from the AOF after a restart, so its lag
+    stays > 0 for ever: a group that has been delivered the last entry is not behind,
+    whatever the counter says.
+    """
+    if _id_key(group["last-delivered-id"]) >= _id_key(last_id):
+        return 0
+    lag = group.get("lag")
+    return int(lag) if lag is not None else 0
 
 
 def _id_key(entry_id: str) -> tuple[int, int]:

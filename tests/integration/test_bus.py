@@ -181,3 +181,16 @@ async def test_stop_finishes_the_batch_and_returns_promptly(r: Redis, redis_url:
     await asyncio.wait_for(task, timeout=5.0)
     assert time.monotonic() - t0 < 5.0
     assert await pending(r, MD_TICKS, "echo") == 0
+
+
+def test_group_lag_ignores_a_stale_read_counter_once_the_group_is_caught_up() -> None:
+    """After an AOF restart Redis 7.0 can report lag > 0 for a group that has read
+    everything; backpressure on that number would stop the source for ever."""
+    from shared.bus import group_lag
+
+    caught_up = {"last-delivered-id": "1700-5", "lag": 50_000}
+    assert group_lag(caught_up, "1700-5") == 0
+    behind = {"last-delivered-id": "1700-1", "lag": 7}
+    assert group_lag(behind, "1700-5") == 7
+    unknown = {"last-delivered-id": "1700-1", "lag": None}
+    assert group_lag(unknown, "1700-5") == 0
