@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
+from shared.messages import Features
 from shared.service import Service
 
 S = TypeVar("S", bound=Service)
@@ -30,6 +31,21 @@ async def wait_for(
             return last
         await asyncio.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what} (last: {last!r})")
+
+
+def features(i: int) -> dict[str, str | int | float]:
+    """The wire fields of a minimal valid ``features`` entry (one per ``i``)."""
+    return Features(
+        trace_ts_ns=time.time_ns(),
+        symbol="BTC-USD",
+        ts_ns=time.time_ns() + i,
+        mid=100.0,
+        spread_bps=1.0,
+        regime="RANGE",
+        features_hash=f"h{i}",
+        bid_size=3.0,
+        ask_size=1.0,
+    ).to_fields()
 
 
 def wait_until(pred: Callable[[], Any], timeout_s: float, what: str) -> Any:

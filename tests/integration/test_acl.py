@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import re
 import secrets
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +37,8 @@ from shared.messages import (
     SIGNALS,
     STREAMS,
     TRADING_CONTROL,
-    Features,
 )
-from tests.support import running, wait_for
+from tests.support import features, running, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -135,20 +133,6 @@ def test_a_service_cannot_halt_the_desk_or_touch_the_server(acl_redis: AclRedis)
     with pytest.raises(NoPermissionError):
         client.hset("edgebus:trading", "state", "ACTIVE")
     client.close()
-
-
-def features(i: int) -> dict[str, str | int | float]:
-    return Features(
-        trace_ts_ns=time.time_ns(),
-        symbol="BTC-USD",
-        ts_ns=time.time_ns() + i,
-        mid=100.0,
-        spread_bps=1.0,
-        regime="RANGE",
-        features_hash=f"h{i}",
-        bid_size=3.0,
-        ask_size=1.0,
-    ).to_fields()
 
 
 async def test_model_router_runs_end_to_end_as_its_own_user(acl_redis: AclRedis) -> None:

@@ -3,31 +3,15 @@ not UTF-8 ends in the dlq (or is ignored with a log line) and never stalls a ser
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import redis
 from redis.asyncio import Redis
 
 from services.model_router.service import ModelRouter
-from shared.messages import DLQ, FEATURES, SIGNALS, TRADING_CONTROL, Features
-from tests.support import running, wait_for
+from shared.messages import DLQ, FEATURES, SIGNALS, TRADING_CONTROL
+from tests.support import features, running, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def features(i: int) -> dict[str, str | int | float]:
-    return Features(
-        trace_ts_ns=time.time_ns(),
-        symbol="BTC-USD",
-        ts_ns=time.time_ns() + i,
-        mid=100.0,
-        spread_bps=1.0,
-        regime="RANGE",
-        features_hash=f"h{i}",
-        bid_size=3.0,
-        ask_size=1.0,
-    ).to_fields()
 
 
 async def _pending(r: Redis) -> int:
