@@ -72,7 +72,7 @@ async def test_a_killed_replicas_pending_work_is_taken_over_by_the_other(
         os.environ,
         REDIS_URL=redis_url,
         EDGEBUS_CONSUMER="model_router@a",
-        EDGEBUS_PORT_OFFSET=str(random.randint(4000, 6000) * 10),
+        EDGEBUS_PORT_OFFSET=str(random.randint(1500, 1900) * 10),  # ports 23001-27006
         EDGEBUS_HOME=str(ROOT),
     )
     replica_a = spawn(env, tmp_path / "a.log")

@@ -53,7 +53,8 @@ class Stack:
     def __init__(self, redis_url: str, tmp: Path) -> None:
         self.redis_url = redis_url
         self.tmp = tmp
-        self.offset = random.randint(2000, 4000) * 10
+        # Below the ephemeral range (32768+), where an outgoing connection may hold a port.
+        self.offset = random.randint(2100, 2400) * 10
         self.procs: list[subprocess.Popen[bytes]] = []
         self.prom_port = free_port()
         self.r = redis.Redis.from_url(redis_url, decode_responses=True)
@@ -139,7 +140,7 @@ def stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         s.start()
         wait_until(lambda: s.r.xlen("fills") > 0, 150, "the stack's first fill")
         wait_until(lambda: _ready(s), 30, "prometheus ready")
-        wait_until(lambda: len(s.result("up == 1")) == 6, 30, "six targets scraped and up")
+        wait_until(lambda: len(s.result("up == 1")) == 6, 60, "six targets scraped and up")
         wait_until(s.symbols, 30, "a first scrape of the trading gauges")
         yield s
     finally:
