@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import signal
 import subprocess
@@ -21,6 +20,7 @@ import redis
 import requests
 from redis.asyncio import Redis as AsyncRedis
 
+from bench.stack import service_env
 from services import SERVICE_NAMES, service_class
 from shared.config import ComponentConfig, fetch_version, load_file, store_version
 from shared.embedded_redis import EmbeddedRedis, free_port
@@ -40,17 +40,9 @@ class ChaosStack:
         self.tmp = Path(tempfile.mkdtemp(prefix="edgebus-chaos-"))
         self.redis = self._redis().start()
         self.r = redis.Redis.from_url(self.redis.url, decode_responses=True)
-        self.offset = random.randint(1000, 2500) * 10
+        self.offset = random.randint(1000, 2300) * 10  # ports below 32768
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.env = dict(
-            os.environ,
-            REDIS_URL=self.redis.url,
-            EDGEBUS_HOME=str(ROOT),
-            EDGEBUS_PORT_OFFSET=str(self.offset),
-            EDGEBUS_LOG_LEVEL="WARNING",
-            PYTHONUNBUFFERED="1",
-        )
-        self.env.pop("EDGEBUS_CONSUMER", None)
+        self.env = service_env(self.redis.url, self.offset)
 
     # ---- processes -------------------------------------------------------------------
 

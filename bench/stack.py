@@ -24,6 +24,20 @@ from shared.http import DEFAULT_PORTS
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def service_env(redis_url: str, port_offset: int) -> dict[str, str]:
+    """The environment of a service process run by the bench or the chaos suite."""
+    env = dict(
+        os.environ,
+        REDIS_URL=redis_url,
+        EDGEBUS_HOME=str(ROOT),
+        EDGEBUS_PORT_OFFSET=str(port_offset),
+        EDGEBUS_LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("EDGEBUS_CONSUMER", None)  # each process its own stable consumer name
+    return env
+
+
 class BenchStack:
     def __init__(self, services: tuple[str, ...] = SERVICE_NAMES) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="edgebus-bench-"))
@@ -32,14 +46,7 @@ class BenchStack:
         self.offset = random.randint(300, 900) * 10
         self.services = services
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.env = dict(
-            os.environ,
-            REDIS_URL=self.redis.url,
-            EDGEBUS_HOME=str(ROOT),
-            EDGEBUS_PORT_OFFSET=str(self.offset),
-            EDGEBUS_LOG_LEVEL="WARNING",
-            PYTHONUNBUFFERED="1",
-        )
+        self.env = service_env(self.redis.url, self.offset)
 
     def port(self, name: str) -> int:
         return DEFAULT_PORTS[name] + self.offset

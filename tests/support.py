@@ -33,18 +33,27 @@ async def wait_for(
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what} (last: {last!r})")
 
 
-def features(i: int) -> dict[str, str | int | float]:
-    """The wire fields of a minimal valid ``features`` entry (one per ``i``)."""
+def features(
+    i: int,
+    *,
+    symbol: str = "BTC-USD",
+    ts_base_ns: int | None = None,
+    bid_size: float = 3.0,
+    ask_size: float = 1.0,
+) -> dict[str, str | int | float]:
+    """The wire fields of a minimal valid ``features`` entry (one per ``i``); its ts_ns
+    is ``ts_base_ns + i`` (now + i by default)."""
+    base = time.time_ns() if ts_base_ns is None else ts_base_ns
     return Features(
         trace_ts_ns=time.time_ns(),
-        symbol="BTC-USD",
-        ts_ns=time.time_ns() + i,
+        symbol=symbol,
+        ts_ns=base + i,
         mid=100.0,
         spread_bps=1.0,
         regime="RANGE",
         features_hash=f"h{i}",
-        bid_size=3.0,
-        ask_size=1.0,
+        bid_size=bid_size,
+        ask_size=ask_size,
     ).to_fields()
 
 

@@ -10,7 +10,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -20,7 +19,8 @@ from redis.exceptions import ResponseError
 
 from services.model_router.service import ModelRouter
 from shared.config import BusSettings, load_file, store_version
-from shared.messages import FEATURES, PARAM_UPDATED, SIGNALS, Features
+from shared.messages import FEATURES, PARAM_UPDATED, SIGNALS
+from tests.support import features as support_features
 from tests.support import running, wait_for
 
 pytestmark = pytest.mark.integration
@@ -29,17 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def features(i: int) -> dict[str, str | int | float]:
-    return Features(
-        trace_ts_ns=time.time_ns(),
-        symbol="ETH-USD",
-        ts_ns=1_700_000_000_000_000_000 + i,
-        mid=100.0,
-        spread_bps=1.0,
-        regime="RANGE",
-        features_hash=f"h{i}",
-        bid_size=1.0,
-        ask_size=3.0,
-    ).to_fields()
+    return support_features(
+        i, symbol="ETH-USD", ts_base_ns=1_700_000_000_000_000_000, bid_size=1.0, ask_size=3.0
+    )
 
 
 def spawn(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,24 +17,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.model_router.service import ModelRouter
 from shared.embedded_redis import EmbeddedRedis
-from shared.messages import FEATURES, SIGNALS, Features
+from shared.messages import FEATURES, SIGNALS
+from tests.support import features as support_features
 from tests.support import running, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 def features(i: int) -> dict[str, str | int | float]:
-    return Features(
-        trace_ts_ns=time.time_ns(),
-        symbol="BTC-USD",
-        ts_ns=1_700_000_000_000_000_000 + i,
-        mid=100.0,
-        spread_bps=1.0,
-        regime="RANGE",
-        features_hash=f"h{i}",
-        bid_size=3.0,
-        ask_size=1.0,
-    ).to_fields()
+    return support_features(i, ts_base_ns=1_700_000_000_000_000_000)
 
 
 class Feeder:
