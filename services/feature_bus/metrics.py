@@ -6,6 +6,8 @@ the label set stays small.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 QUOTES = Counter(
@@ -44,3 +46,25 @@ LATENCY = Histogram(
 def reason_class(reason: str) -> str:
     """The first words of a dlq reason, e.g. "crossed book" or "out of order"."""
     return reason.split(":", 1)[0][:40]
+
+
+class SourceMetrics:
+    """The per-quote metrics of one source, labelled once: ``labels()`` costs about
+    1 us, a tenth of a quote's whole budget at full speed."""
+
+    __slots__ = ("quotes", "quality_score", "latency")
+
+    def __init__(self, source: str) -> None:
+        self.quotes: Any = QUOTES.labels(source)
+        self.quality_score: Any = QUALITY_SCORE.labels(source)
+        self.latency: Any = LATENCY.labels(source)
+
+
+_SOURCES: dict[str, SourceMetrics] = {}
+
+
+def of_source(source: str) -> SourceMetrics:
+    m = _SOURCES.get(source)
+    if m is None:
+        m = _SOURCES[source] = SourceMetrics(source)
+    return m

@@ -78,9 +78,10 @@ class FeatureBus(Service):
     ) -> str | None:
         """Run one quote through the pipeline; append its tick and features (returns
         their quality flags, "" when clean) or a dead letter (returns None)."""
-        fm.QUOTES.labels(q.source).inc()
+        metrics = fm.of_source(q.source)
+        metrics.quotes.inc()
         outcome = self.pipeline.process(q)
-        fm.QUALITY_SCORE.labels(q.source).set(self.pipeline.score(q.source))
+        metrics.quality_score.set(self.pipeline.score(q.source))
         if outcome.reason is not None:
             fm.FAILURES.labels(q.source, fm.reason_class(outcome.reason)).inc()
             if entry is None:
@@ -93,7 +94,7 @@ class FeatureBus(Service):
         out.append(outcome.tick)
         out.append(outcome.features)
         if q.recv_ts_ns:
-            fm.LATENCY.labels(q.source).observe(max(0.0, (time.time_ns() - q.ts_ns) / 1e9))
+            metrics.latency.observe(max(0.0, (time.time_ns() - q.ts_ns) / 1e9))
         return outcome.tick.quality
 
     def on_message(self, entry: Entry, out: Outbox) -> None:
