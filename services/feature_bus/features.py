@@ -27,6 +27,7 @@ import functools
 import hashlib
 import math
 import struct
+from typing import Any
 
 import orjson
 
@@ -38,7 +39,12 @@ from shared.messages import MAX_NS, Features, Regime, Tick
 def features_hash(values: tuple[float, ...]) -> str:
     """blake2b-64 over the feature values rounded to 10 significant digits."""
     packed = struct.pack(f"{len(values)}d", *rounded_10g(values))
-    return hashlib.blake2b(packed, digest_size=8).hexdigest()
+    h = _BLAKE2B_64.copy()  # cheaper than a new hash object with its keyword arguments
+    h.update(packed)
+    return h.hexdigest()
+
+
+_BLAKE2B_64 = hashlib.blake2b(digest_size=8)
 
 
 def rounded_10g(values: tuple[float, ...]) -> list[float]:
@@ -173,7 +179,7 @@ class FeatureState:
             trend_bps,
         )
         plus_di, minus_di = self.adx.plus_di, self.adx.minus_di
-        fields = {
+        fields: dict[str, Any] = {
             "trace_ts_ns": tick.trace_ts_ns,
             "symbol": tick.symbol,
             "ts_ns": tick.ts_ns,
@@ -207,9 +213,7 @@ class FeatureState:
             and type(tick.bid_size) is type(tick.ask_size) is float
             # One NaN or infinity makes the sum non-finite (so may an overflow: that
             # only costs the validation).
-            and math.isfinite(
-                sum(values) + plus_di + minus_di + tick.bid + tick.ask + depth
-            )
+            and math.isfinite(sum(values) + plus_di + minus_di + tick.bid + tick.ask + depth)
             and type(source) is str
             and type(quality) is str
             and valid_ids(tick.trace_ts_ns, tick.symbol, tick.ts_ns)

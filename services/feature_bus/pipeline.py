@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from services.feature_bus.config import FeatureParams, QualityParams
 from services.feature_bus.features import FeatureState, valid_ids
@@ -71,8 +72,8 @@ class QuotePipeline:
             return Outcome(reason=verdict.reason)
         state = track.features
         quality = verdict.quality
-        last, volume = q.last, q.volume
-        fields = {
+        last_price, volume = q.last, q.volume
+        fields: dict[str, Any] = {
             "trace_ts_ns": trace_ts_ns or q.recv_ts_ns or q.ts_ns,
             "symbol": q.symbol,
             "ts_ns": q.ts_ns,
@@ -80,7 +81,7 @@ class QuotePipeline:
             "ask": q.ask,
             "bid_size": q.bid_size,
             "ask_size": q.ask_size,
-            "last": last if last is not None and last > 0 else None,
+            "last": last_price if last_price is not None and last_price > 0 else None,
             "volume": volume if volume is not None and volume >= 0 else None,
             "venue": q.source,
             "quality": quality,
@@ -90,7 +91,7 @@ class QuotePipeline:
         if (
             type(q.bid) is type(q.ask) is float
             and type(q.bid_size) is type(q.ask_size) is float
-            and (fields["last"] is None or (type(last) is float and last != _INF))
+            and (fields["last"] is None or (type(last_price) is float and last_price != _INF))
             and (fields["volume"] is None or (type(volume) is float and volume != _INF))
             and type(q.source) is str
             and valid_ids(fields["trace_ts_ns"], q.symbol, q.ts_ns)

@@ -112,7 +112,16 @@ def run(quotes: list[dict[str, Any]], validated: bool) -> list[Any]:
             out.append(("dlq", o.reason))
         else:
             assert o.tick is not None and o.features is not None
-            out.append(("ok", wire(o.tick), wire(o.features), o.flags, o.tick.__pydantic_fields_set__, o.features.__pydantic_fields_set__))
+            out.append(
+                (
+                    "ok",
+                    wire(o.tick),
+                    wire(o.features),
+                    o.flags,
+                    o.tick.__pydantic_fields_set__,
+                    o.features.__pydantic_fields_set__,
+                )
+            )
     return out
 
 
@@ -180,3 +189,59 @@ def test_feature_state_of_unvalidated_ticks_is_the_validating_one(
         return out
 
     assert features(False) == features(True)
+
+
+# ---- metrics --------------------------------------------------------------------------
+
+
+@MANY
+@given(st.lists(st.floats(0.0, 10.0) | st.sampled_from([0.0005, 0.001, 5.0, 1e9]), max_size=40))
+def test_quote_latency_exposes_what_the_client_histogram_exposes(values: list[float]) -> None:
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from services.feature_bus.metrics import LATENCY_BUCKETS_S, QuoteLatency
+
+    mine, theirs = CollectorRegistry(), CollectorRegistry()
+    latency = QuoteLatency()
+    mine.register(latency)  # type: ignore[arg-type]
+    hist = Histogram(
+        QuoteLatency.NAME, QuoteLatency.HELP, ["source"], registry=theirs, buckets=LATENCY_BUCKETS_S
+    )
+    for v in values:
+        latency.observe("synthetic", v)
+        hist.labels("synthetic").observe(v)
+    if not values:
+        hist.labels("synthetic")
+        latency.by_source["synthetic"] = ([0.0] * len(latency.bounds_s), [0.0])
+
+    def text(registry: CollectorRegistry) -> list[str]:
+        return [
+            ln for ln in generate_latest(registry).decode().splitlines() if "_created" not in ln
+        ]
+
+    assert text(mine) == text(theirs)
+
+
+def test_a_batch_counts_as_its_quotes_one_by_one() -> None:
+    from prometheus_client import REGISTRY
+
+    def counts(source: str) -> tuple[Any, ...]:
+        return (
+            REGISTRY.get_sample_value("edgebus_feature_source_quotes_total", {"source": source}),
+            REGISTRY.get_sample_value(
+                "edgebus_feature_source_quality_score_ratio", {"source": source}
+            ),
+            REGISTRY.get_sample_value(
+                "edgebus_feature_source_latency_seconds_count", {"source": source}
+            ),
+        )
+
+    quotes = list(FeatureBus(load_file("feature_bus")).market.quotes(300, T0))
+    one, batch = FeatureBus(load_file("feature_bus")), FeatureBus(load_file("feature_bus"))
+    out: list[Message] = []
+    for q in quotes:
+        one.handle_quote(q.model_copy(update={"source": "one-by-one"}), out, [])
+    batch.handle_quotes([q.model_copy(update={"source": "batch"}) for q in quotes], [], [])
+    assert (
+        counts("one-by-one") == counts("batch") == (300.0, one.pipeline.score("one-by-one"), 300.0)
+    )

@@ -223,7 +223,39 @@ def test_each_stream_encodes_as_the_reference() -> None:
 
 def test_flat_plan_is_used_only_where_every_field_is_plain() -> None:
     assert Features._plan is not None and RiskDecision._plan is not None
-    assert Tick._plan is None and Signal._plan is None  # None-able or JSON fields
+    # None-able fields: checking for them first costs more than the loop over fields
+    assert Tick._plan is None and Signal._plan is None
+
+
+@MANY
+@given(
+    last=st.none() | st.floats(),
+    volume=st.none() | st.floats(),
+    venue=st.text(max_size=5),
+    extra=st.none() | st.floats(),
+)
+def test_none_able_fields_are_dropped_as_the_reference(
+    last: float | None, volume: float | None, venue: str, extra: float | None
+) -> None:
+    tick = Tick.model_construct(**{**VALID_TICK, "last": last, "volume": volume, "venue": venue})
+    assert_same_fields(tick)
+    from shared.messages import Rejection
+
+    rej = Rejection.model_construct(
+        order_id="o", symbol="X", ts_ns=1, reason="r", qty=extra, side=None, strategy=venue or None
+    )
+    assert_same_fields(rej)
+
+
+VALID_TICK: dict[str, Any] = {
+    "trace_ts_ns": 1,
+    "symbol": "X",
+    "ts_ns": 2,
+    "bid": 1.0,
+    "ask": 2.0,
+    "bid_size": 0.0,
+    "ask_size": 3.5,
+}
 
 
 # ---- from_fields ----------------------------------------------------------------------
