@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 
 _HORIZON = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$")
 _UNIT_S = {"ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 
 
+@lru_cache(maxsize=1024)  # one regex per signal otherwise; routers use a handful of horizons
 def horizon_s(horizon: str, default_s: float) -> float:
     """'30s' -> 30, '1m' -> 60, '4h' -> 14400; a bare number is seconds."""
     match = _HORIZON.match(horizon)

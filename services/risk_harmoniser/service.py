@@ -12,6 +12,7 @@ and saves ``edgebus:trading`` in that transaction too.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import orjson
@@ -39,6 +40,11 @@ from shared.service import Service
 
 POSITIONS_KEY = f"{KEY_PREFIX}:execution:positions"
 STATE_KEY = f"{KEY_PREFIX}:risk:state"
+
+# RiskDecision(**fields), validated the same way (pydantic-core's validator of the model).
+_validate_decision: Callable[[dict[str, Any]], RiskDecision] = (
+    RiskDecision.__pydantic_validator__.validate_python
+)
 
 
 class RiskHarmoniser(Service):
@@ -140,21 +146,25 @@ class RiskHarmoniser(Service):
             self._dirty = True
         key = f"{d.action}:{d.reason.split(':')[0]}"
         self.decisions[key] = self.decisions.get(key, 0) + 1
+        # One per signal: validated from a dict (the same checks as RiskDecision(...),
+        # without the keyword-argument layer, which costs as much as the validation).
         out.emit(
-            RiskDecision(
-                trace_ts_ns=sig.trace_ts_ns,
-                symbol=d.symbol,
-                ts_ns=sig.ts_ns,
-                action=d.action,  # type: ignore[arg-type]
-                reason=d.reason,
-                trading_state=self.trading.state,
-                edge_blended_bps=d.edge_bps,
-                position_size_usd=d.target_usd,
-                var_pct=d.var_pct,
-                order_id=d.order_id,
-                uncertainty_bps=d.uncertainty_bps,
-                cost_bps=d.cost_bps,
-                portfolio_var_pct=d.portfolio_var_pct,
+            _validate_decision(
+                {
+                    "trace_ts_ns": sig.trace_ts_ns,
+                    "symbol": d.symbol,
+                    "ts_ns": sig.ts_ns,
+                    "action": d.action,
+                    "reason": d.reason,
+                    "trading_state": self.trading.state,
+                    "edge_blended_bps": d.edge_bps,
+                    "position_size_usd": d.target_usd,
+                    "var_pct": d.var_pct,
+                    "order_id": d.order_id,
+                    "uncertainty_bps": d.uncertainty_bps,
+                    "cost_bps": d.cost_bps,
+                    "portfolio_var_pct": d.portfolio_var_pct,
+                }
             )
         )
 

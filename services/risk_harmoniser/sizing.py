@@ -54,7 +54,7 @@ def desired_position_usd(
     return math.copysign(min(base, kelly) * conviction * size_mult, direction)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per signal, and frozen costs 3x to construct
 class SizeInputs:
     """What ``size`` needs beyond the book: plain floats, resolved per call."""
 
