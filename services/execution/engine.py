@@ -133,7 +133,10 @@ class ExecutionEngine:
         self.tick_wall[tick.symbol] = (tick.ts_ns, wall_ns)
         book = self.books.get(tick.symbol)
         if book is not None:
-            if self.account.roll(tick.ts_ns, total_pnl_usd(self.books)):
+            # The total over every book only when a new day starts (not on every tick).
+            if self.account.new_day(tick.ts_ns) and self.account.roll(
+                tick.ts_ns, total_pnl_usd(self.books)
+            ):
                 out.account_changed = True
             book.mark = fm.mid_price(tick)
             last = self.last_snapshot_ns.get(tick.symbol, 0)
@@ -261,7 +264,7 @@ class ExecutionEngine:
         if w.done:
             w.filled_qty = w.qty  # absorb float dust so the order closes exactly
         book = self.books.setdefault(w.symbol, PositionBook())
-        if self.account.roll(at_ns, total_pnl_usd(self.books)):
+        if self.account.new_day(at_ns) and self.account.roll(at_ns, total_pnl_usd(self.books)):
             out.account_changed = True
         book.apply_fill(p.qty * fm.direction(w.side), p.price, fee)
         newest = self.quotes.newest(w.symbol) or p.quote

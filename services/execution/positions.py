@@ -71,6 +71,10 @@ class Account:
     day: int = -1
     day_start_pnl_usd: float = 0.0
 
+    def new_day(self, ts_ns: int) -> bool:
+        """Would ``roll`` at ``ts_ns`` start a new day?"""
+        return ts_ns // DAY_NS > self.day
+
     def roll(self, ts_ns: int, total_pnl_usd: float) -> bool:
         """Start a new day when ``ts_ns`` is past 00:00 UTC of the next one; True if it did.
         Call it with the total *before* the event at ``ts_ns`` is booked."""
