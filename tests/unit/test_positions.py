@@ -56,6 +56,16 @@ def test_daily_pnl_resets_at_midnight_utc() -> None:
     assert a.daily_pnl_usd(20.0) == 7.5 and a.equity_usd(20.0) == 1020.0
 
 
+@given(st.lists(st.integers(0, 3 * DAY_NS), min_size=1, max_size=20))
+def test_new_day_says_whether_roll_would_roll(steps: list[int]) -> None:
+    # the engine sums every book for roll only when new_day says a day starts
+    a = Account()
+    ts = T0
+    for step in steps:
+        ts += step
+        assert a.new_day(ts) == a.roll(ts, float(step))
+
+
 def test_engine_daily_pnl_across_midnight() -> None:
     e = ExecutionEngine(cfg())
     out = Outputs()
