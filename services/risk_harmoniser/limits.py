@@ -132,7 +132,9 @@ def constrain(
             hi = red_hi
 
     if lo <= hi:
-        target = min(hi, max(lo, desired_usd))
+        # min(hi, max(lo, desired_usd)), without two builtin calls
+        target = desired_usd if desired_usd > lo else lo
+        target = target if target < hi else hi
         if target == desired_usd:
             return target, ""
         for reason, p_lo, p_hi in (
