@@ -21,7 +21,7 @@ steps above; with one message per batch it decides on every message:
    with ``shadow=True``; the prediction is queued for outcome scoring;
 4. the symbol's leading model is updated; a change is a ``RouterSwitch``.
 
-``handle(f)`` is both for one message (what a batch of one does).
+``handle(f)`` does both for one message (what a batch of one does).
 """
 
 from __future__ import annotations
@@ -71,7 +71,8 @@ class Router:
     def reload(self, rules: RouterRules) -> None:
         """New rules: a new routing table (so a fresh route cache). Consensus state is
         kept per symbol and horizon while its routed models and the consensus knobs are
-        unchanged, else restarted."""
+        unchanged, else restarted. Called between batches, when nothing observed is
+        waiting for a decision."""
         if rules.consensus != self.params:
             self._states.clear()
         self.table = RoutingTable(rules, epoch=self.table.epoch + 1)
