@@ -20,7 +20,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ClassVar
 
 import orjson
@@ -348,19 +348,8 @@ class Service:
         per_stream: dict[str, int] = {}
         for entry in entries:
             per_stream[entry.stream] = per_stream.get(entry.stream, 0) + 1
-        for stream, n in per_stream.items():
-            child = self._m_processed.get(stream)
-            if child is None:
-                child = self._m_processed[stream] = m.PROCESSED.labels(self.name, stream)
-            child.inc(n)
-        produced: dict[str, int] = {}
-        for stream, _ in out.messages:
-            produced[stream] = produced.get(stream, 0) + 1
-        for stream, n in produced.items():
-            child = self._m_produced.get(stream)
-            if child is None:
-                child = self._m_produced[stream] = m.PRODUCED.labels(self.name, stream)
-            child.inc(n)
+        self._inc(m.PROCESSED, self._m_processed, per_stream)
+        self._count_produced(stream for stream, _ in out.messages)
         for dl in out.dead:
             self.dead_lettered += 1
             m.DLQ.labels(self.name, dl.source_stream).inc()
@@ -368,16 +357,24 @@ class Service:
     async def publish(self, messages: list[Any]) -> int:
         """For sources: write messages (capped), counted in the metrics."""
         n = await self.bus.publish(messages)
-        produced: dict[str, int] = {}
-        for item in messages:
-            stream = item[0] if isinstance(item, tuple) else item.STREAM
-            produced[stream] = produced.get(stream, 0) + 1
-        for stream, k in produced.items():
-            child = self._m_produced.get(stream)
-            if child is None:
-                child = self._m_produced[stream] = m.PRODUCED.labels(self.name, stream)
-            child.inc(k)
+        self._count_produced(
+            item[0] if isinstance(item, tuple) else item.STREAM for item in messages
+        )
         return n
+
+    def _count_produced(self, streams: Iterable[str]) -> None:
+        produced: dict[str, int] = {}
+        for stream in streams:
+            produced[stream] = produced.get(stream, 0) + 1
+        self._inc(m.PRODUCED, self._m_produced, produced)
+
+    def _inc(self, metric: Any, children: dict[str, Any], counts: dict[str, int]) -> None:
+        """Per-stream counters, their children bound once."""
+        for stream, n in counts.items():
+            child = children.get(stream)
+            if child is None:
+                child = children[stream] = metric.labels(self.name, stream)
+            child.inc(n)
 
     # ---- taking over stuck work --------------------------------------------------------
 

@@ -11,7 +11,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.bus import Bus, Outbox
+from shared.bus import Bus, Entry, Outbox
 from shared.config import BusSettings
 from shared.messages import MD_TICKS, SIGNALS, Signal, Tick
 from shared.wire import Recorder, Wire, raise_errors
@@ -78,8 +78,9 @@ async def test_recorded_redis_py_calls_become_commands() -> None:
     ]
 
 
-async def test_a_commit_sends_the_next_read_which_returns_later_entries(r: Redis) -> None:
-    bus = Bus(r, "wiretest", (MD_TICKS,), BusSettings(block_ms=2_000))
+async def one_read(r: Redis, group: str, block_ms: int) -> tuple[Bus, Entry, Outbox]:
+    """A bus that has read one tick, and an outbox with one signal for it."""
+    bus = Bus(r, group, (MD_TICKS,), BusSettings(block_ms=block_ms))
     await bus.ensure_groups()
     await bus.publish([tick(0)])
     [first] = await bus.read()
@@ -87,6 +88,11 @@ async def test_a_commit_sends_the_next_read_which_returns_later_entries(r: Redis
     out.emit(
         Signal(symbol="BTC-USD", ts_ns=1, model_id="m", horizon="1m", edge_bps=1.0, confidence=0.5)
     )
+    return bus, first, out
+
+
+async def test_a_commit_sends_the_next_read_which_returns_later_entries(r: Redis) -> None:
+    bus, first, out = await one_read(r, "wiretest", 2_000)
     await bus.commit(out, [first], prefetch=True)
     # committed: the output is written and the input acknowledged ...
     assert await r.xlen(SIGNALS) == 1
@@ -101,14 +107,7 @@ async def test_a_commit_sends_the_next_read_which_returns_later_entries(r: Redis
 
 
 async def test_a_failed_commit_writes_nothing_and_drops_the_read_sent_with_it(r: Redis) -> None:
-    bus = Bus(r, "wiretest2", (MD_TICKS,), BusSettings(block_ms=200))
-    await bus.ensure_groups()
-    await bus.publish([tick(0)])
-    [first] = await bus.read()
-    out = Outbox()
-    out.emit(
-        Signal(symbol="BTC-USD", ts_ns=1, model_id="m", horizon="1m", edge_bps=1.0, confidence=0.5)
-    )
+    bus, first, out = await one_read(r, "wiretest2", 200)
     out.call(lambda pipe: pipe.execute_command("SET", "wire:k"))  # wrong arity: EXECABORT
     with pytest.raises(ResponseError):
         await bus.commit(out, [first], prefetch=True)
