@@ -25,6 +25,7 @@ from typing import Any
 import hiredis
 from redis._parsers.base import BaseParser
 from redis.asyncio import Redis
+from redis.asyncio.connection import SSLConnection
 from redis.commands.core import CoreCommands
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -89,7 +90,11 @@ class Wire:
     """One connection to the Redis of ``client`` (same host, port, db and user)."""
 
     def __init__(self, client: Redis, *, timeout_s: float = 10.0) -> None:
-        self.kwargs = dict(client.connection_pool.connection_kwargs)
+        pool = client.connection_pool
+        self.kwargs = dict(pool.connection_kwargs)
+        self.ssl: Any = None
+        if issubclass(pool.connection_class, SSLConnection):  # rediss://: the same TLS
+            self.ssl = pool.connection_class(**self.kwargs).ssl_context.get()
         self.timeout_s = timeout_s
         self._proto: _Protocol | None = None
         self._connecting: asyncio.Lock | None = None
@@ -107,8 +112,13 @@ class Wire:
                 if kw.get("path"):
                     coro = loop.create_unix_connection(_Protocol, kw["path"])
                 else:
+                    host = kw.get("host", "127.0.0.1")
                     coro = loop.create_connection(
-                        _Protocol, kw.get("host", "127.0.0.1"), kw.get("port", 6379)
+                        _Protocol,
+                        host,
+                        kw.get("port", 6379),
+                        ssl=self.ssl,
+                        server_hostname=host if self.ssl is not None else None,
                     )
                 _, proto = await asyncio.wait_for(coro, connect_timeout)
             except (TimeoutError, OSError) as exc:
