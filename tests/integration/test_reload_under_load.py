@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections import Counter
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
