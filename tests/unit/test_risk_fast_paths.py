@@ -21,6 +21,7 @@ from services.risk_harmoniser.engine import RiskEngine
 from services.risk_harmoniser.limits import Book, Caps, constrain
 from services.risk_harmoniser.portfolio import Portfolio
 from services.risk_harmoniser.service import FILLS_KEY, STATE_KEY, RiskHarmoniser
+from services.risk_harmoniser.sizing import desired_position_usd
 from services.risk_harmoniser.var import EwmaCovariance, var_interval
 from shared.bus import Entry, Outbox
 from shared.control import TradingState
@@ -206,6 +207,40 @@ def test_var_interval_reuses_c_w_to_the_bit(ib: tuple[int, Book], limit_usd: flo
     got = var_interval(i, book.positions_usd, book.cov_daily, 1.645, limit_usd)
     want = ref_var_interval(i, book.positions_usd, book.cov_daily, 1.645, limit_usd)
     assert repr(got) == repr(want)
+
+
+def ref_desired(
+    direction: float,
+    net_edge_bps: float,
+    equity_usd: float,
+    daily_vol: float,
+    target_vol_pct: float,
+    kelly_fraction: float,
+    f_kelly: float,
+    full_size_edge_bps: float,
+    size_mult: float,
+) -> float:
+    if net_edge_bps <= 0.0:
+        return 0.0
+    base = equity_usd * target_vol_pct / 100.0 / daily_vol if daily_vol > 0.0 else 0.0
+    kelly = equity_usd * kelly_fraction * f_kelly
+    conviction = min(1.0, net_edge_bps / full_size_edge_bps)
+    return math.copysign(min(base, kelly) * conviction * size_mult, direction)
+
+
+@given(
+    st.sampled_from([1.0, -1.0]),
+    st.floats(-5, 50),
+    st.floats(1_000, 5_000_000),
+    st.one_of(st.just(0.0), st.floats(0, 0.2)),
+    st.floats(0.1, 2),
+    st.floats(0.05, 1),
+    st.floats(0, 1),
+    st.floats(1, 20),
+    st.floats(0.25, 1),
+)
+def test_desired_size_without_builtin_min_is_the_same(*args: float) -> None:
+    assert repr(desired_position_usd(*args)) == repr(ref_desired(*args))
 
 
 # ---- signal views, horizons, covariance sampling --------------------------------------
