@@ -229,17 +229,19 @@ def ref_desired(
 
 
 @given(
-    st.sampled_from([1.0, -1.0]),
-    st.floats(-5, 50),
-    st.floats(1_000, 5_000_000),
-    st.one_of(st.just(0.0), st.floats(0, 0.2)),
-    st.floats(0.1, 2),
-    st.floats(0.05, 1),
-    st.floats(0, 1),
-    st.floats(1, 20),
-    st.floats(0.25, 1),
+    st.tuples(
+        st.sampled_from([1.0, -1.0]),
+        st.floats(-5, 50),
+        st.floats(1_000, 5_000_000),
+        st.one_of(st.just(0.0), st.floats(0, 0.2)),
+        st.floats(0.1, 2),
+        st.floats(0.05, 1),
+        st.floats(0, 1),
+        st.floats(1, 20),
+        st.floats(0.25, 1),
+    )
 )
-def test_desired_size_without_builtin_min_is_the_same(*args: float) -> None:
+def test_desired_size_without_builtin_min_is_the_same(args: tuple[float, ...]) -> None:
     assert repr(desired_position_usd(*args)) == repr(ref_desired(*args))
 
 
