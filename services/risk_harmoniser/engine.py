@@ -144,10 +144,12 @@ class RiskEngine:
         q.depth_usd = (
             depth if q.depth_usd == 0 else q.depth_usd + _EWMA_DEPTH * (depth - q.depth_usd)
         )
+        mid = q.mid
         if volume:
-            q.volume_acc_usd += volume * q.mid
-        self.portfolio.marks[symbol] = q.mid
-        self.now_ns = max(self.now_ns, ts_ns)
+            q.volume_acc_usd += volume * mid
+        self.portfolio.marks[symbol] = mid
+        if ts_ns > self.now_ns:
+            self.now_ns = ts_ns
         last = self.cov.last_ns
         # The marks vector only when a covariance sample is due (once per sample_ms).
         if self.cov.due(self.now_ns) and self.cov.sample(
