@@ -5,9 +5,9 @@ Durability: the engine's book (holdings, working orders, Kelly record, loss stre
 day start equity) is written to ``edgebus:risk:state``, and the ids of new fills are
 appended to ``edgebus:risk:fills`` (the last ``fill_memory`` kept, for deduplication),
 in the same transaction as the acks of the batch that changed them, so after a
-restart they match exactly the inputs acknowledged. On a first start it is seeded from execution's
-``edgebus:execution:positions``. A breaker that trips publishes on ``trading.control``
-and saves ``edgebus:trading`` in that transaction too.
+restart they match exactly the inputs acknowledged. On a first start the book is seeded
+from execution's ``edgebus:execution:positions``. A breaker that trips publishes on
+``trading.control`` and saves ``edgebus:trading`` in that transaction too.
 """
 
 from __future__ import annotations
