@@ -10,6 +10,7 @@ from the 1 s XINFO poll.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -31,7 +32,7 @@ from services.telemetry.trades import (
     costs_bps,
     split_by_votes,
 )
-from shared.bus import Entry, Outbox
+from shared.bus import Entry, Outbox, dead_letter
 from shared.config import KEY_PREFIX, ComponentConfig
 from shared.control import ControlCommand
 from shared.messages import (
@@ -238,6 +239,14 @@ class Telemetry(Service):
         self._gauge(tm.VAR_PCT, "var_pct", PORTFOLIO, value)
 
     def _on_fill(self, entry: Entry, fill: Fill, out: Outbox) -> None:
+        notional_usd = fill.qty * fill.price
+        cost_bps = costs_bps(fill.qty, fill.price, fill.fee, fill.slippage_bps)
+        if not (math.isfinite(notional_usd) and math.isfinite(cost_bps)):
+            # Decodable but out of any range (1e308 units, a 5e-324 price): no trade to
+            # record; the dlq says why instead of the batch failing on it.
+            reason = f"fill out of range: notional {notional_usd} USD, costs {cost_bps} bps"
+            out.dead.append(dead_letter(self.name, entry, reason))
+            return
         now_ns = time.time_ns()
         self.writes.count(tm.FILLS_TOTAL, fill.symbol, fill.side, fill.venue)
         self.child(tm.FILLED_USD_TOTAL, fill.symbol).inc(fill.qty * fill.price)
@@ -276,7 +285,7 @@ class Telemetry(Service):
                 "engine_votes": dict(ctx.engine_votes) if ctx.engine_votes else None,
                 "regime": ctx.regime,
                 "features_hash": ctx.features_hash,
-                "costs_bps": costs_bps(fill.qty, fill.price, fill.fee, fill.slippage_bps),
+                "costs_bps": cost_bps,
                 "realized_pnl_usd": result.closed.realized_pnl_usd if result.closed else None,
                 "trade_id": (result.closed or result.trade).trade_id,
                 "order_id": fill.order_id,
