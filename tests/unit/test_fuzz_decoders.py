@@ -327,3 +327,16 @@ def test_times_beyond_int64_are_refused_with_a_reason() -> None:
             assert key in str(exc)
         else:
             raise AssertionError(f"{key}=2**63 accepted")
+
+
+def test_an_out_of_range_fill_goes_to_telemetrys_dlq_with_a_reason() -> None:
+    from services import service_class
+    from shared.bus import Entry, Outbox
+
+    svc = service_class("telemetry")()
+    fields = {**VALID["fills"], "qty": "1e308"}
+    out = Outbox()
+    svc.on_message(Entry("fills", "1-0", fields, decode("fills", fields)), out)
+    [dead] = out.dead
+    assert dead.source_stream == "fills" and "out of range" in dead.reason
+    assert not [m for s, m in out.messages if s == "events"]
