@@ -305,9 +305,10 @@ class Bus:
             if prefetch:
                 self.prefetched = await wire.submit([self._read_command(False)])
             return
-        done = await wire.submit(cmds)
-        if prefetch:
-            self.prefetched = await wire.submit([self._read_command(False)])
+        if prefetch:  # the commit and the next read in one write
+            done, self.prefetched = await wire.submit_groups([cmds, [self._read_command(False)]])
+        else:
+            done = await wire.submit(cmds)
         try:
             replies = await done
             if outbox.ops and replies[-1] is None:

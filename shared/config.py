@@ -44,6 +44,10 @@ class BusSettings(Frozen):
     claim_idle_ms: int = Field(default=5_000, ge=50)
     claim_interval_s: float = Field(default=1.0, gt=0, le=60)
     max_deliveries: int = Field(default=5, ge=1, le=1_000)
+    # Least time between two reads when the last batch was not full: entries gather into
+    # fewer, larger batches (for consumers off the trading path, like telemetry). 0: read
+    # again at once, the next read sent with the commit (lowest latency).
+    batch_interval_ms: int = Field(default=0, ge=0, le=5_000)
 
 
 class ComponentConfig(Frozen):

@@ -278,11 +278,15 @@ class Service:
                     self._own_done.set()
                     continue
                 if entries:
-                    prefetch = not own_pending and not self.stopping
+                    settings = self.bus.settings
+                    gather = settings.batch_interval_ms and len(entries) < settings.batch_size
+                    prefetch = not own_pending and not self.stopping and not gather
                     ok = await self._process(entries, prefetch=prefetch)
                     if own_pending and not ok:
                         own_pending = False  # a poison batch: leave it to the reclaimer
                         self._own_done.set()
+                    if gather and not own_pending:
+                        await self._sleep(settings.batch_interval_ms / 1000)
                 if not self.redis_ok:
                     self._redis_up(True)
                 delay = 0.05

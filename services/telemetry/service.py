@@ -253,8 +253,11 @@ class Telemetry(Service):
         ctx, signal_ms, order_ms = self.orders.get(fill.order_id, (None, None, None))
         ctx = ctx or self.latest_ctx.get(fill.symbol) or DecisionContext()
         if fill.trace_ts_ns:
-            tm.TICK_TO_FILL_SECONDS.observe(max(0.0, (now_ns - fill.trace_ts_ns) / 1e9))
-            hops = hops_s(fill.trace_ts_ns, signal_ms, order_ms, entry_ms(entry.entry_id), now_ns)
+            fill_ms = entry_ms(entry.entry_id)
+            # until the fill was written (its entry id), not until telemetry read it
+            written_ns = fill_ms * 1_000_000 if fill_ms is not None else now_ns
+            tm.TICK_TO_FILL_SECONDS.observe(max(0.0, (written_ns - fill.trace_ts_ns) / 1e9))
+            hops = hops_s(fill.trace_ts_ns, signal_ms, order_ms, fill_ms, now_ns)
             for hop, seconds in hops.items():
                 self.child(tm.HOP_SECONDS, hop).observe(seconds)
         signed = fill.qty if fill.side == "buy" else -fill.qty
