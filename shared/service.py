@@ -20,7 +20,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ClassVar
 
 import orjson
@@ -84,6 +84,12 @@ class Service:
         self._state_stale = False  # a batch was not written: memory may be ahead of Redis
         self._refused_version: int | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        # Metric children bound once (a .labels() lookup per batch is measurable).
+        self._m_handler_errors = m.HANDLER_ERRORS.labels(self.name)
+        self._m_batch_latency = m.BATCH_LATENCY.labels(self.name)
+        self._m_batch_size = m.BATCH_SIZE.labels(self.name)
+        self._m_processed: dict[str, Any] = {}
+        self._m_produced: dict[str, Any] = {}
 
     @property
     def comp(self) -> str:
@@ -213,6 +219,8 @@ class Service:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.edgebus_task, timeout=1.5)
         with contextlib.suppress(Exception):
+            self.bus.close()
+        with contextlib.suppress(Exception):
             await self.r.aclose()
         self.log.info("stopped: processed=%d dlq=%d", self.processed, self.dead_lettered)
 
@@ -256,7 +264,9 @@ class Service:
     async def _consume_loop(self) -> None:
         own_pending = True  # first finish what this consumer had before a crash
         delay = 0.05
-        while not self.stopping:
+        # A read sent ahead with the last commit is still handled after stop(): its
+        # entries were delivered to this consumer.
+        while not self.stopping or self.bus.prefetched is not None:
             self.beat()
             if not self.inputs:
                 await self._sleep(0.5)
@@ -267,7 +277,8 @@ class Service:
                     own_pending = False
                     continue
                 if entries:
-                    ok = await self._process(entries)
+                    prefetch = not own_pending and not self.stopping
+                    ok = await self._process(entries, prefetch=prefetch)
                     if own_pending and not ok:
                         own_pending = False  # a poison batch: leave it to the reclaimer
                 if not self.redis_ok:
@@ -288,9 +299,11 @@ class Service:
                 await self._sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    async def _process(self, entries: list[Entry]) -> bool:
+    async def _process(self, entries: list[Entry], *, prefetch: bool | None = None) -> bool:
         """Handle a batch and commit its outputs with its acks. False if the handler
-        raised: then nothing is written and the entries stay pending."""
+        raised: then nothing is written and the entries stay pending.
+
+        ``prefetch`` is the consume loop's (see ``Bus.commit``); others leave it None."""
         async with self._lock:
             if self._state_stale:
                 await self.on_batch_failed()
@@ -306,7 +319,7 @@ class Service:
                 self.on_batch_end(out)
             except Exception as exc:
                 self.handler_errors += 1
-                m.HANDLER_ERRORS.labels(self.name).inc()
+                self._m_handler_errors.inc()
                 reason = f"handler raised {type(exc).__name__}: {exc}"
                 for entry in entries:
                     self._last_error[entry.entry_id] = reason
@@ -315,15 +328,17 @@ class Service:
                 self.log.exception("handler failed; %d entries left pending", len(entries))
                 self._state_stale = True
                 return False
-            await self._commit(out, entries)
+            await self._commit(out, entries, prefetch=prefetch)
             self._count(entries, out)
-            m.BATCH_LATENCY.labels(self.name).observe(time.perf_counter() - t0)
-            m.BATCH_SIZE.labels(self.name).observe(len(entries))
+            self._m_batch_latency.observe(time.perf_counter() - t0)
+            self._m_batch_size.observe(len(entries))
             return True
 
-    async def _commit(self, out: Outbox, entries: list[Entry]) -> None:
+    async def _commit(
+        self, out: Outbox, entries: list[Entry], *, prefetch: bool | None = None
+    ) -> None:
         try:
-            await self.bus.commit(out, entries)
+            await self.bus.commit(out, entries, prefetch=prefetch)
         except BaseException:
             self._state_stale = True
             raise
@@ -334,13 +349,8 @@ class Service:
         per_stream: dict[str, int] = {}
         for entry in entries:
             per_stream[entry.stream] = per_stream.get(entry.stream, 0) + 1
-        for stream, n in per_stream.items():
-            m.PROCESSED.labels(self.name, stream).inc(n)
-        produced: dict[str, int] = {}
-        for stream, _ in out.messages:
-            produced[stream] = produced.get(stream, 0) + 1
-        for stream, n in produced.items():
-            m.PRODUCED.labels(self.name, stream).inc(n)
+        self._inc(m.PROCESSED, self._m_processed, per_stream)
+        self._count_produced(stream for stream, _ in out.messages)
         for dl in out.dead:
             self.dead_lettered += 1
             m.DLQ.labels(self.name, dl.source_stream).inc()
@@ -348,10 +358,24 @@ class Service:
     async def publish(self, messages: list[Any]) -> int:
         """For sources: write messages (capped), counted in the metrics."""
         n = await self.bus.publish(messages)
-        for item in messages:
-            stream = item[0] if isinstance(item, tuple) else item.STREAM
-            m.PRODUCED.labels(self.name, stream).inc()
+        self._count_produced(
+            item[0] if isinstance(item, tuple) else item.STREAM for item in messages
+        )
         return n
+
+    def _count_produced(self, streams: Iterable[str]) -> None:
+        produced: dict[str, int] = {}
+        for stream in streams:
+            produced[stream] = produced.get(stream, 0) + 1
+        self._inc(m.PRODUCED, self._m_produced, produced)
+
+    def _inc(self, metric: Any, children: dict[str, Any], counts: dict[str, int]) -> None:
+        """Per-stream counters, their children bound once."""
+        for stream, n in counts.items():
+            child = children.get(stream)
+            if child is None:
+                child = children[stream] = metric.labels(self.name, stream)
+            child.inc(n)
 
     # ---- taking over stuck work --------------------------------------------------------
 
