@@ -82,6 +82,7 @@ class Service:
         self._last_beat = time.monotonic()
         self._last_error: dict[str, str] = {}  # entry id -> last handler error, for the dlq reason
         self._state_stale = False  # a batch was not written: memory may be ahead of Redis
+        self._own_done = asyncio.Event()  # the consume loop has no own pending to re-read
         self._refused_version: int | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         # Metric children bound once (a .labels() lookup per batch is measurable).
@@ -275,18 +276,21 @@ class Service:
                 entries = await self.bus.read(own_pending=own_pending)
                 if own_pending and not entries:
                     own_pending = False
+                    self._own_done.set()
                     continue
                 if entries:
                     prefetch = not own_pending and not self.stopping
                     ok = await self._process(entries, prefetch=prefetch)
                     if own_pending and not ok:
                         own_pending = False  # a poison batch: leave it to the reclaimer
+                        self._own_done.set()
                 if not self.redis_ok:
                     self._redis_up(True)
                 delay = 0.05
             except TRANSIENT_ERRORS as exc:
                 self._redis_up(False, exc)
                 own_pending = True  # a write may have failed: re-read what is ours
+                self._own_done.clear()
                 await self._sleep(delay)
                 delay = min(delay * 2, 2.0)
             except Exception as exc:
@@ -381,6 +385,11 @@ class Service:
 
     async def _reclaim_loop(self) -> None:
         while not self.stopping:
+            # Not while the consume loop re-reads this consumer's own pending entries (after
+            # a restart or a Redis error): those are idle too, and both would handle them.
+            if not self._own_done.is_set():
+                await self._sleep(0.05)
+                continue
             for stream in self.inputs:
                 if self.stopping:
                     break

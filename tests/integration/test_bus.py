@@ -160,6 +160,27 @@ async def test_a_crashed_consumers_pending_entries_are_reclaimed(r: Redis, redis
     assert await r.xlen(SIGNALS) == 10
 
 
+async def test_a_restarted_consumer_handles_its_own_idle_pending_once(
+    r: Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a crash, the same consumer re-reads its own pending while the reclaimer would
+    find the very same entries idle: each must be handled once, not by both."""
+    monkeypatch.setenv("EDGEBUS_CONSUMER", "echo@same")
+    settings = BusSettings(block_ms=50, claim_idle_ms=50, claim_interval_s=0.01)
+    before = Bus(r, "echo", [MD_TICKS], settings, consumer="echo@same")
+    await before.ensure_groups()
+    for i in range(50):
+        await r.xadd(MD_TICKS, tick(i=i))
+    taken = await before.read()  # delivered, never acked: the process "died"
+    assert len(taken) == 50
+    await asyncio.sleep(0.06)  # idle past claim_idle_ms: the reclaimer may take them
+    svc = Echo(settings)
+    async with running(svc, redis_url):
+        await wait_for(lambda: _zero(pending(r, MD_TICKS, "echo")), what="all acked")
+    assert sorted(svc.seen) == sorted(e.entry_id for e in taken)  # each once
+    assert await r.xlen(SIGNALS) == 50
+
+
 async def test_outputs_are_capped_by_approximate_maxlen(r: Redis) -> None:
     bus = Bus(r, "echo", [], BusSettings(maxlen=1_000))
     sig = Signal(symbol="X", ts_ns=1, model_id="m", horizon="1m", edge_bps=0.0, confidence=0.0)
