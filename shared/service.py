@@ -33,6 +33,7 @@ from shared.config import (
     KEY_PREFIX,
     ComponentConfig,
     ConfigError,
+    StoredConfig,
     fetch_version,
     load_file,
     validate,
@@ -468,10 +469,16 @@ class Service:
                 if not isinstance(note, dict):
                     raise TypeError("not a JSON object")
                 if note.get("component") == self.comp:
-                    int(note["version"])  # well-formed, else ignored
-                    # Take the current version, not the announced one: in a burst of
-                    # reloads this skips straight to the last (later notes are no-ops).
-                    await self._sync_config()
+                    announced = StoredConfig.from_note(note)  # malformed: ignored
+                    if announced is None:
+                        # A note without the content (sent by hand): take the current
+                        # version from the store.
+                        await self._sync_config()
+                    elif announced.version > self.config_version:
+                        # The store script's own note: it is the stored version, so no
+                        # round trip to fetch it. Notes arrive in version order; one
+                        # that was never stored is undone by the next resync.
+                        await self._apply_config(announced)
             except (ValueError, KeyError, TypeError) as exc:
                 self.log.warning("ignored malformed param.updated %r: %s", data[:200], exc)
         elif channel == TRADING_CONTROL:
@@ -485,10 +492,21 @@ class Service:
             await self.on_channel(channel, data)
 
     async def _sync_config(self, version: int | None = None) -> None:
-        """Apply the stored version (the current one when None) if newer than ours."""
+        """Apply the stored version (the current one when None) unless it is ours.
+
+        Also when it is older than ours: every apply runs in this one task, so ours can
+        only be ahead of the store if the note it came from was never stored (forged) or
+        Redis lost writes; the store is the truth either way."""
         stored = await fetch_version(self.r, self.comp, version)
-        if stored is None or stored.version <= self.config_version:
+        if stored is None or (stored.version, stored.hash) == (
+            self.config_version,
+            self.config_hash,
+        ):
             return
+        await self._apply_config(stored)
+
+    async def _apply_config(self, stored: StoredConfig) -> None:
+        """Validate a stored version, swap it in between two batches, announce it."""
         if stored.version == self._refused_version:
             return  # refused once already: say so once, not at every resync
         try:
