@@ -23,19 +23,47 @@ Formulas (seed 003 §2 as quoted in issue 3; units in the names):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import struct
+from typing import Any
+
+import orjson
 
 from services.feature_bus.config import FeatureParams
 from services.feature_bus.indicators import Adx, Ema, EwmaVariance, RollingMean
-from shared.messages import Features, Regime, Tick
+from shared.messages import MAX_NS, Features, Regime, Tick
 
 
 def features_hash(values: tuple[float, ...]) -> str:
     """blake2b-64 over the feature values rounded to 10 significant digits."""
-    packed = struct.pack(f"{len(values)}d", *(float(f"{v:.10g}") for v in values))
-    return hashlib.blake2b(packed, digest_size=8).hexdigest()
+    packed = struct.pack(f"{len(values)}d", *rounded_10g(values))
+    h = _BLAKE2B_64.copy()  # cheaper than a new hash object with its keyword arguments
+    h.update(packed)
+    return h.hexdigest()
+
+
+_BLAKE2B_64 = hashlib.blake2b(digest_size=8)
+
+
+def rounded_10g(values: tuple[float, ...]) -> list[float]:
+    """``[float(f"{v:.10g}") for v in values]`` in two C calls: one format for all the
+    values, one orjson parse of the numbers (correctly rounded, like float(); tests
+    compare millions). Not for "-0", which JSON reads as the integer 0 (+0.0), nor
+    for "inf" and "nan", which are not JSON: those take the per-value path."""
+    text = _format_10g(len(values)).format(*values)
+    if "-0," not in text + ",":
+        try:
+            return orjson.loads("[" + text + "]")  # type: ignore[no-any-return]
+        except orjson.JSONDecodeError:
+            pass
+    return [float(f"{v:.10g}") for v in values]
+
+
+@functools.cache
+def _format_10g(n: int) -> str:
+    return ",".join(["{:.10g}"] * n)
 
 
 def classify(
@@ -150,28 +178,57 @@ class FeatureState:
             volume_ratio,
             trend_bps,
         )
-        return Features(
-            trace_ts_ns=tick.trace_ts_ns,
-            symbol=tick.symbol,
-            ts_ns=tick.ts_ns,
-            mid=mid,
-            spread_bps=spread_bps,
-            regime=self.regime,
-            features_hash=features_hash(values),
-            bid=tick.bid,
-            ask=tick.ask,
-            bid_size=tick.bid_size,
-            ask_size=tick.ask_size,
-            book_pressure=pressure,
-            ema_short=ema_s,
-            ema_long=ema_l,
-            return_bps=ret_bps,
-            volatility_pct=vol_pct,
-            adx=adx,
-            volume_ratio=volume_ratio,
-            trend_bps=trend_bps,
-            plus_di=self.adx.plus_di,
-            minus_di=self.adx.minus_di,
-            source=source,
-            quality=quality,
-        )
+        plus_di, minus_di = self.adx.plus_di, self.adx.minus_di
+        fields: dict[str, Any] = {
+            "trace_ts_ns": tick.trace_ts_ns,
+            "symbol": tick.symbol,
+            "ts_ns": tick.ts_ns,
+            "mid": mid,
+            "spread_bps": spread_bps,
+            "regime": self.regime,
+            "features_hash": features_hash(values),
+            "bid": tick.bid,
+            "ask": tick.ask,
+            "bid_size": tick.bid_size,
+            "ask_size": tick.ask_size,
+            "book_pressure": pressure,
+            "ema_short": ema_s,
+            "ema_long": ema_l,
+            "return_bps": ret_bps,
+            "volatility_pct": vol_pct,
+            "adx": adx,
+            "volume_ratio": volume_ratio,
+            "trend_bps": trend_bps,
+            "plus_di": plus_di,
+            "minus_di": minus_di,
+            "source": source,
+            "quality": quality,
+        }
+        # Validation would only confirm what holds here: every value computed above is a
+        # float, finite for finite inputs; the checks below cover what the inputs could
+        # break (a huge or non-finite value, an int from an unvalidated tick).
+        if (
+            mid > 0.0
+            and type(tick.bid) is type(tick.ask) is float
+            and type(tick.bid_size) is type(tick.ask_size) is float
+            # One NaN or infinity makes the sum non-finite (so may an overflow: that
+            # only costs the validation).
+            and math.isfinite(sum(values) + plus_di + minus_di + tick.bid + tick.ask + depth)
+            and type(source) is str
+            and type(quality) is str
+            and valid_ids(tick.trace_ts_ns, tick.symbol, tick.ts_ns)
+        ):
+            return Features.trusted(fields)
+        return Features(**fields)
+
+
+def valid_ids(trace_ts_ns: int, symbol: str, ts_ns: int) -> bool:
+    """What validation checks of the fields every Tick and Features carry."""
+    return (
+        type(trace_ts_ns) is int
+        and type(ts_ns) is int
+        and type(symbol) is str
+        and 0 <= trace_ts_ns <= MAX_NS
+        and 0 < ts_ns <= MAX_NS
+        and 0 < len(symbol) <= 64
+    )

@@ -6,7 +6,15 @@ the label set stays small.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import bisect
+import itertools
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import REGISTRY, Counter, Gauge
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 
 QUOTES = Counter(
     "edgebus_feature_source_quotes_total", "Quotes received, before any check", ["source"]
@@ -33,14 +41,67 @@ STALE = Gauge(
     "edgebus_feature_source_stale", "1 while the source has been silent past its limit", ["source"]
 )
 CONNECTED = Gauge("edgebus_feature_source_connected", "1 while connected", ["source"])
-LATENCY = Histogram(
-    "edgebus_feature_source_latency_seconds",
-    "Exchange time of a quote to its publish on md.ticks (live sources only)",
-    ["source"],
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
-)
+LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class QuoteLatency:
+    """``edgebus_feature_source_latency_seconds``: a histogram by source, kept as plain
+    counts and exposed by ``collect`` (a custom collector). Observing is a bisect and two
+    additions: the client's Histogram takes a lock for the sum and one for the bucket,
+    about 2 us per quote, a tenth of a quote's whole budget at full speed. Observed from
+    the event loop only; a scrape from another thread reads counts that are at most one
+    observation apart, as with the client's Histogram."""
+
+    NAME = "edgebus_feature_source_latency_seconds"
+    HELP = "Exchange time of a quote to its publish on md.ticks (live sources only)"
+
+    def __init__(self, buckets_s: tuple[float, ...] = LATENCY_BUCKETS_S) -> None:
+        self.bounds_s = (*buckets_s, math.inf)
+        self.by_source: dict[str, tuple[list[float], list[float]]] = {}  # counts, [sum]
+
+    def observe(self, source: str, seconds: float) -> None:
+        state = self.by_source.get(source)
+        if state is None:
+            state = self.by_source[source] = ([0.0] * len(self.bounds_s), [0.0])
+        state[0][bisect.bisect_left(self.bounds_s, seconds)] += 1.0
+        state[1][0] += seconds
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self.NAME, self.HELP, labels=["source"])
+        for source, (counts, total) in list(self.by_source.items()):
+            cumulative = list(itertools.accumulate(counts))
+            buckets = [
+                (floatToGoString(b), n) for b, n in zip(self.bounds_s, cumulative, strict=True)
+            ]
+            family.add_metric([source], buckets, total[0])
+        yield family
+
+
+LATENCY = QuoteLatency()
+REGISTRY.register(LATENCY)  # type: ignore[arg-type]
 
 
 def reason_class(reason: str) -> str:
     """The first words of a dlq reason, e.g. "crossed book" or "out of order"."""
     return reason.split(":", 1)[0][:40]
+
+
+class SourceMetrics:
+    """The per-quote metrics of one source, labelled once: ``labels()`` costs about
+    1 us, a tenth of a quote's whole budget at full speed."""
+
+    __slots__ = ("quotes", "quality_score")
+
+    def __init__(self, source: str) -> None:
+        self.quotes: Any = QUOTES.labels(source)
+        self.quality_score: Any = QUALITY_SCORE.labels(source)
+
+
+_SOURCES: dict[str, SourceMetrics] = {}
+
+
+def of_source(source: str) -> SourceMetrics:
+    m = _SOURCES.get(source)
+    if m is None:
+        m = _SOURCES[source] = SourceMetrics(source)
+    return m

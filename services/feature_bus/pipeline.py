@@ -9,15 +9,18 @@ rather than tripping the out-of-order check; the number of such states is capped
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from services.feature_bus.config import FeatureParams, QualityParams
-from services.feature_bus.features import FeatureState
+from services.feature_bus.features import FeatureState, valid_ids
 from services.feature_bus.quality import QualityScore, SymbolTrack
 from shared.messages import Features, RawQuote, Tick
 
 MAX_TRACKED = 10_000
+_INF = math.inf
 
 
 @dataclass(slots=True)
@@ -69,19 +72,33 @@ class QuotePipeline:
             return Outcome(reason=verdict.reason)
         state = track.features
         quality = verdict.quality
-        tick = Tick(
-            trace_ts_ns=trace_ts_ns or q.recv_ts_ns or q.ts_ns,
-            symbol=q.symbol,
-            ts_ns=q.ts_ns,
-            bid=q.bid,
-            ask=q.ask,
-            bid_size=q.bid_size,
-            ask_size=q.ask_size,
-            last=q.last if q.last is not None and q.last > 0 else None,
-            volume=q.volume if q.volume is not None and q.volume >= 0 else None,
-            venue=q.source,
-            quality=quality,
-        )
+        last_price, volume = q.last, q.volume
+        fields: dict[str, Any] = {
+            "trace_ts_ns": trace_ts_ns or q.recv_ts_ns or q.ts_ns,
+            "symbol": q.symbol,
+            "ts_ns": q.ts_ns,
+            "bid": q.bid,
+            "ask": q.ask,
+            "bid_size": q.bid_size,
+            "ask_size": q.ask_size,
+            "last": last_price if last_price is not None and last_price > 0 else None,
+            "volume": volume if volume is not None and volume >= 0 else None,
+            "venue": q.source,
+            "quality": quality,
+        }
+        # The gate has checked prices and sizes (finite, positive, not negative): what
+        # is left for validation to check is checked here; anything odd is validated.
+        if (
+            type(q.bid) is type(q.ask) is float
+            and type(q.bid_size) is type(q.ask_size) is float
+            and (fields["last"] is None or (type(last_price) is float and last_price != _INF))
+            and (fields["volume"] is None or (type(volume) is float and volume != _INF))
+            and type(q.source) is str
+            and valid_ids(fields["trace_ts_ns"], q.symbol, q.ts_ns)
+        ):
+            tick = Tick.trusted(fields)
+        else:
+            tick = Tick(**fields)
         if verdict.ffill_steps and state.n:
             # Forward-fill: step the state with the previous quote once per missing
             # interval (zero returns), so EMAs and volatility see the quiet time.

@@ -61,6 +61,10 @@ class Verdict:
         return ",".join(self.flags)
 
 
+CLEAN = Verdict()  # shared: a clean quote's verdict (nothing mutates verdicts)
+_INF = math.inf
+
+
 class SymbolTrack:
     """What the gate remembers of one symbol's previous accepted quote."""
 
@@ -75,10 +79,16 @@ class SymbolTrack:
     def check(self, q: RawQuote, p: QualityParams) -> Verdict:
         if q.ts_ns <= 0:
             return Verdict(reason=f"invalid timestamp: ts_ns={q.ts_ns}")
-        problem = static_problem(q.bid, q.ask, q.bid_size, q.ask_size)
-        if problem:
-            return Verdict(reason=problem)
-        quote = (q.bid, q.ask, q.bid_size, q.ask_size)
+        bid, ask, bid_size, ask_size = quote = (q.bid, q.ask, q.bid_size, q.ask_size)
+        # The common case in one chain (NaN fails every comparison); else the reason.
+        try:
+            sane = 0.0 < bid <= ask < _INF and 0.0 <= bid_size < _INF and 0.0 <= ask_size < _INF
+        except TypeError:  # not numbers (model_construct): static_problem says how
+            sane = False
+        if not sane:
+            problem = static_problem(bid, ask, bid_size, ask_size)
+            if problem:
+                return Verdict(reason=problem)
         if self.quote is not None:
             if q.ts_ns < self.ts_ns:
                 return Verdict(
@@ -96,6 +106,8 @@ class SymbolTrack:
             flags.append("jump")
         steps, interval = self._gap(q.ts_ns, p, flags)
         self.ts_ns, self.quote, self.mid = q.ts_ns, quote, mid
+        if not flags:
+            return CLEAN
         return Verdict(flags=tuple(flags), ffill_steps=steps, ffill_interval_ns=interval)
 
     def _gap(self, ts_ns: int, p: QualityParams, flags: list[str]) -> tuple[int, int]:

@@ -78,9 +78,36 @@ class FeatureBus(Service):
     ) -> str | None:
         """Run one quote through the pipeline; append its tick and features (returns
         their quality flags, "" when clean) or a dead letter (returns None)."""
-        fm.QUOTES.labels(q.source).inc()
+        metrics = fm.of_source(q.source)
+        metrics.quotes.inc()
+        quality = self._through_pipeline(q, out, dead, entry, time.time_ns())
+        metrics.quality_score.set(self.pipeline.score(q.source))
+        return quality
+
+    def handle_quotes(
+        self, quotes: list[RawQuote], out: list[Message], dead: list[DeadLetter]
+    ) -> None:
+        """``handle_quote`` for a source's batch, with the per-source counter and gauge
+        updated once per batch rather than per quote."""
+        now_ns = time.time_ns()
+        for q in quotes:
+            self._through_pipeline(q, out, dead, None, now_ns)
+        sources = {q.source for q in quotes}
+        for source in sources:
+            n = len(quotes) if len(sources) == 1 else sum(q.source == source for q in quotes)
+            metrics = fm.of_source(source)
+            metrics.quotes.inc(n)
+            metrics.quality_score.set(self.pipeline.score(source))
+
+    def _through_pipeline(
+        self,
+        q: RawQuote,
+        out: list[Message],
+        dead: list[DeadLetter],
+        entry: Entry | None,
+        now_ns: int,
+    ) -> str | None:
         outcome = self.pipeline.process(q)
-        fm.QUALITY_SCORE.labels(q.source).set(self.pipeline.score(q.source))
         if outcome.reason is not None:
             fm.FAILURES.labels(q.source, fm.reason_class(outcome.reason)).inc()
             if entry is None:
@@ -93,7 +120,7 @@ class FeatureBus(Service):
         out.append(outcome.tick)
         out.append(outcome.features)
         if q.recv_ts_ns:
-            fm.LATENCY.labels(q.source).observe(max(0.0, (time.time_ns() - q.ts_ns) / 1e9))
+            fm.LATENCY.observe(q.source, max(0.0, (now_ns - q.ts_ns) / 1e9))
         return outcome.tick.quality
 
     def on_message(self, entry: Entry, out: Outbox) -> None:
@@ -126,8 +153,7 @@ class FeatureBus(Service):
         in-process benchmark uses it); rejected quotes are counted, not returned."""
         out: list[Message] = []
         dead: list[DeadLetter] = []
-        for q in quotes:
-            self.handle_quote(q, out, dead)
+        self.handle_quotes(quotes, out, dead)
         self.dead_lettered += len(dead)
         return out
 
@@ -148,8 +174,7 @@ class FeatureBus(Service):
         out: list[Message] = []
         dead: list[DeadLetter] = []
         async with self._lock:  # the same lock as batches and config swaps
-            for q in quotes:
-                self.handle_quote(q, out, dead)
+            self.handle_quotes(quotes, out, dead)
         items: list[Message | tuple[str, Message]] = list(out)
         items.extend((DLQ, d) for d in dead)
         if items:

@@ -90,21 +90,24 @@ class SymbolWalk:
         self.imbalance = max(-0.95, min(0.95, self.imbalance))
         spread = self.mid * s.spread_bps * spread_mult / 1e4 * rng.lognormvariate(0.0, 0.25)
         depth = depth_mult * s.mean_size * (rng.expovariate(1.0) * 2 + 1e-3)
-        return RawQuote.model_construct(
-            symbol=s.symbol,
-            ts_ns=ts_ns,
-            bid=round(self.mid - spread / 2, 8),
-            ask=round(self.mid + spread / 2, 8),
-            bid_size=round(depth * (1 + self.imbalance) / 2, 6),
-            ask_size=round(depth * (1 - self.imbalance) / 2, 6),
-            last=None,
-            volume=round(volume_mult * rng.expovariate(1.0 / s.mean_size), 6),
-            source="synthetic",
-            session="",
-            recv_ts_ns=ts_ns,
-            line=0,
-            v=1,
-            trace_ts_ns=ts_ns,
+        # Built, not validated: every value is computed here, finite and of its type.
+        return RawQuote.trusted(
+            {
+                "v": 1,
+                "trace_ts_ns": ts_ns,
+                "symbol": s.symbol,
+                "ts_ns": ts_ns,
+                "bid": round(self.mid - spread / 2, 8),
+                "ask": round(self.mid + spread / 2, 8),
+                "bid_size": round(depth * (1 + self.imbalance) / 2, 6),
+                "ask_size": round(depth * (1 - self.imbalance) / 2, 6),
+                "last": None,
+                "volume": round(volume_mult * rng.expovariate(1.0 / s.mean_size), 6),
+                "source": "synthetic",
+                "session": "",
+                "recv_ts_ns": ts_ns,
+                "line": 0,
+            }
         )
 
 
