@@ -19,7 +19,7 @@ import hashlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -330,6 +330,31 @@ class Bus:
         if items:
             await self.commit(Outbox(messages=items), ())
         return len(items)
+
+    def publish_now(
+        self, messages: Iterable[Message | tuple[str, Message]]
+    ) -> Callable[[], Awaitable[None]]:
+        """``publish``, written before this returns (when connected): a source computes
+        its next batch while Redis appends this one. Await the returned callable for the
+        outcome (errors raise there); publishes land in call order."""
+        items = [item if isinstance(item, tuple) else (item.STREAM, item) for item in messages]
+        wire = self.tx
+        fut = wire.submit_now([self._script_command(wire, items, {})]) if items else None
+
+        async def outcome() -> None:
+            if fut is None:
+                if items:
+                    await self.publish(items)
+                return
+            generation = wire.generation
+            try:
+                raise_errors(await fut)
+            except NoScriptError:  # Redis forgot it: EVAL caches it again
+                self._script_on.discard(generation)
+                await wire.call(*self._script_command(wire, items, {}))
+            self._script_on.add(wire.generation)
+
+        return outcome
 
     def _script_command(
         self, wire: Wire, items: list[tuple[str, Message]], acks: dict[str, list[str]]

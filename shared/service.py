@@ -365,11 +365,21 @@ class Service:
 
     async def publish(self, messages: list[Any]) -> int:
         """For sources: write messages (capped), counted in the metrics."""
-        n = await self.bus.publish(messages)
-        self._count_produced(
-            item[0] if isinstance(item, tuple) else item.STREAM for item in messages
-        )
-        return n
+        await self.publish_now(messages)()
+        return len(messages)
+
+    def publish_now(self, messages: list[Any]) -> Callable[[], Awaitable[None]]:
+        """``publish``, written before this returns (``Bus.publish_now``); await the
+        returned callable for the outcome. Counted in the metrics once it landed."""
+        landed = self.bus.publish_now(messages)
+
+        async def outcome() -> None:
+            await landed()
+            self._count_produced(
+                item[0] if isinstance(item, tuple) else item.STREAM for item in messages
+            )
+
+        return outcome
 
     def _count_produced(self, streams: Iterable[str]) -> None:
         produced: dict[str, int] = {}

@@ -197,6 +197,16 @@ class Wire:
             futures.append(fut)
         return futures
 
+    def submit_now(
+        self, commands: Sequence[Command], timeout_s: float | None = None
+    ) -> asyncio.Future[list[Any]] | None:
+        """``submit`` without awaiting: written before this returns, so the caller can
+        go on computing while Redis works. None when not connected (use ``submit``)."""
+        proto = self._proto
+        if proto is None or proto.lost is not None:
+            return None
+        return self._submit(proto, [commands], timeout_s or self.timeout_s)[0]
+
     @property
     def generation(self) -> int:
         """Changes with every new connection (a restarted Redis forgot its scripts)."""

@@ -117,3 +117,20 @@ async def test_a_failed_commit_writes_nothing_and_drops_the_read_sent_with_it(r:
     [again] = await bus.read(own_pending=True)
     assert again.entry_id == first.entry_id
     bus.close()
+
+
+async def test_publish_now_writes_before_returning_and_lands_in_call_order(r: Redis) -> None:
+    bus = Bus(r, "wiretest3", (), BusSettings())
+    first = bus.publish_now([tick(0)])  # not connected yet: written when awaited
+    await first()
+    assert await r.xlen(MD_TICKS) == 1
+    later = [bus.publish_now([tick(i)]) for i in range(1, 6)]
+    # written already, before anything was awaited: Redis has them or is appending them
+    for landed in later:
+        await landed()
+    ts = [int(f["ts_ns"]) for _, f in await r.xrange(MD_TICKS)]
+    assert ts == [1_000 + i for i in range(6)]
+    await r.script_flush()  # Redis forgets the commit script: EVAL caches it again
+    await bus.publish_now([tick(6)])()
+    assert await r.xlen(MD_TICKS) == 7
+    bus.close()
