@@ -78,7 +78,14 @@ def check_phase(r: redis.Redis, start: dict[str, str]) -> HopReport:
     sig_keys = Counter((f["symbol"], f["ts_ns"], f["model_id"], f["horizon"]) for f in s["signals"])
     routed = {(sym, ts) for sym, ts, _, _ in sig_keys}
     lo = _floor(feats, routed)
-    rep.lost["features->signals"] = len({k for k in set(feats) - routed if int(k[1]) >= lo})
+    # model_router conflates: one decision per symbol per batch, on its latest features.
+    # A features entry is lost only if no signal of its symbol comes at or after it.
+    newest: dict[str, int] = {}
+    for sym, ts in routed:
+        newest[sym] = max(newest.get(sym, 0), int(ts))
+    rep.lost["features->signals"] = len(
+        {k for k in feats if int(k[1]) >= lo and int(k[1]) > newest.get(k[0], -1)}
+    )
     rep.duplicates["signals"] = sum(n - 1 for n in sig_keys.values() if n > 1)
 
     live = Counter((f["symbol"], f["ts_ns"]) for f in s["signals"] if f.get("shadow") != "1")

@@ -22,6 +22,7 @@ import psutil
 from bench import scenarios
 from bench.micro import InProcessPipeline
 from bench.stack import BenchStack
+from shared.cli import tune_gc
 from shared.config import COMPONENTS, load_file
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -98,6 +99,7 @@ def main() -> int:
     print("micro-benchmarks ...", flush=True)
     results.update(scenarios.micro(configs))
     pipe = InProcessPipeline(scenarios.bench_configs(configs, ticks_per_s=0))
+    tune_gc()  # as in every service process (shared.cli)
     pipe.run(2_000)
     results["inprocess_ticks_per_s"] = round(pipe.run(40_000), 1)
     results["inprocess_fills_per_tick"] = round(pipe.fills / 42_000, 3)

@@ -13,18 +13,19 @@ The contract this module keeps:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import hiredis
 import orjson
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import Connection
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -34,6 +35,7 @@ from redis.retry import Retry
 
 from shared.config import BusSettings
 from shared.messages import DLQ, DeadLetter, DecodeError, Message, decode
+from shared.wire import Recorder, Wire, raise_errors
 
 log = logging.getLogger("edgebus.bus")
 
@@ -129,13 +131,14 @@ class Outbox:
 
     messages: list[tuple[str, Message]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
-    ops: list[Callable[[Pipeline], Any]] = field(default_factory=list)
+    ops: list[Callable[[Any], Any]] = field(default_factory=list)
 
     def emit(self, msg: Message, stream: str | None = None) -> None:
         self.messages.append((stream or msg.STREAM, msg))
 
-    def call(self, op: Callable[[Pipeline], Any]) -> None:
-        """Queue an extra write (state in a hash, say) into the same transaction."""
+    def call(self, op: Callable[[Any], Any]) -> None:
+        """Queue an extra write (state in a hash, say) into the same transaction: ``op``
+        gets a recorder with redis-py's command methods (``pipe.hset(...)``)."""
         self.ops.append(op)
 
     def __len__(self) -> int:
@@ -171,6 +174,19 @@ class Bus:
         self.group = group or service
         self.consumer = consumer or default_consumer(service)
         self.settings = settings
+        # The hot path's own connections (shared.wire): ``rx`` for the consume loop (its
+        # blocking reads and its commits, the next read sent with the commit), ``tx`` for
+        # everything else (a source's publishes, commits from timers).
+        timeout_s = settings.block_ms / 1000 + 5
+        self.rx = Wire(r, timeout_s=timeout_s)
+        self.tx = Wire(r, timeout_s=timeout_s)
+        self.prefetched: asyncio.Future[list[Any]] | None = None
+        self._script_on: set[int] = set()  # connections that have run the commit script
+
+    def close(self) -> None:
+        self._drop_prefetch()
+        self.rx.close()
+        self.tx.close()
 
     # ---- groups --------------------------------------------------------------------
 
@@ -185,24 +201,51 @@ class Bus:
     # ---- reading -------------------------------------------------------------------
 
     async def read(self, *, own_pending: bool = False) -> list[Entry]:
-        """Next batch for this consumer: new entries (``>``), or its own pending (``0``)."""
+        """Next batch for this consumer: new entries (``>``), or its own pending (``0``).
+        A read sent ahead with the last commit (``commit(..., prefetch=True)``) is used
+        when new entries are wanted."""
         if not self.inputs:
             return []
-        start = "0" if own_pending else ">"
-        reply = await self.r.xreadgroup(
-            self.group,
-            self.consumer,
-            dict.fromkeys(self.inputs, start),
-            count=self.settings.batch_size,
-            block=None if own_pending else self.settings.block_ms,
-        )
+        fut, self.prefetched = self.prefetched, None
+        if fut is not None:
+            if not own_pending:
+                return self._entries(self._reply(await fut))
+            _discard(fut)  # its entries are ours now: the read of "0" returns them
+        reply = await self.rx.call(*self._read_command(own_pending))
         return self._entries(reply)
 
+    def _read_command(self, own_pending: bool) -> list[Any]:
+        cmd: list[Any] = ["XREADGROUP", "GROUP", self.group, self.consumer]
+        cmd += ["COUNT", self.settings.batch_size]
+        if not own_pending:
+            cmd += ["BLOCK", self.settings.block_ms]
+        cmd.append("STREAMS")
+        cmd.extend(self.inputs)
+        cmd.extend(["0" if own_pending else ">"] * len(self.inputs))
+        return cmd
+
+    @staticmethod
+    def _reply(replies: list[Any]) -> Any:
+        raise_errors(replies)
+        return replies[0]
+
+    def _drop_prefetch(self) -> None:
+        fut, self.prefetched = self.prefetched, None
+        if fut is not None:
+            _discard(fut)
+
     def _entries(self, reply: Any) -> list[Entry]:
+        """Entries of an XREADGROUP / XAUTOCLAIM-style reply: [[stream, [[id, [k, v, ...]
+        or nil], ...]], ...] (RESP2 lists, as the hot-path connection returns them) or
+        redis-py's parsed form (field dicts)."""
         out: list[Entry] = []
+        decode_entry = self.decode
         for stream, items in reply or ():
             for entry_id, fields in items:
-                out.append(self.decode(stream, entry_id, fields))
+                if isinstance(fields, list):
+                    it = iter(fields)
+                    fields = dict(zip(it, it, strict=False))
+                out.append(decode_entry(stream, entry_id, fields))
         return out
 
     def decode(self, stream: str, entry_id: str, fields: dict[str, str] | None) -> Entry:
@@ -221,59 +264,118 @@ class Bus:
 
     # ---- writing -------------------------------------------------------------------
 
-    def _xadd(self, pipe: Pipeline, stream: str, msg: Message) -> None:
-        pipe.xadd(stream, msg.to_fields(), maxlen=self.settings.maxlen, approximate=True)  # type: ignore[arg-type]
-
-    async def commit(self, outbox: Outbox, acks: Iterable[Entry]) -> None:
+    async def commit(
+        self, outbox: Outbox, acks: Iterable[Entry], *, prefetch: bool | None = None
+    ) -> None:
         """Write the outbox and acknowledge ``acks``, all or nothing.
 
         Without extra ops: one EVALSHA of ``_COMMIT_SCRIPT`` (atomic like MULTI/EXEC, but
         one command to pack and one reply to parse instead of two per entry). With ops
         (state writes queued by the handler): MULTI/EXEC.
+
+        ``prefetch`` is for the consume loop: its commits go on ``rx`` and, when True,
+        the next XREADGROUP goes out in the same write (``read`` then takes its reply).
+        Other callers (timers) leave it None and write on ``tx``.
         """
         by_stream: dict[str, list[str]] = {}
         for entry in acks:
             by_stream.setdefault(entry.stream, []).append(entry.entry_id)
         items = [*outbox.messages, *((DLQ, dl) for dl in outbox.dead)]
-        if not outbox.ops:
-            if items or by_stream:
-                await self._run_commit_script(items, by_stream)
-            return
-        async with self.r.pipeline(transaction=True) as pipe:
-            for stream, msg in items:
-                self._xadd(pipe, stream, msg)
+        wire = self.tx if prefetch is None else self.rx
+        if outbox.ops:
+            rec = Recorder()
             for op in outbox.ops:
-                op(pipe)
+                op(rec)
+            maxlen = self.settings.maxlen
+            cmds: list[Any] = [("MULTI",)]
+            for stream, msg in items:
+                cmd: list[Any] = ["XADD", stream, "MAXLEN", "~", maxlen, "*"]
+                for kv in msg.to_fields().items():
+                    cmd.extend(kv)
+                cmds.append(cmd)
+            cmds.extend(rec.commands)
             for stream, ids in by_stream.items():
-                pipe.xack(stream, self.group, *ids)
-            await pipe.execute()
+                cmds.append(("XACK", stream, self.group, *ids))
+            cmds.append(("EXEC",))
+        elif items or by_stream:
+            cmds = [self._script_command(wire, items, by_stream)]
+        else:
+            cmds = []
+        if not cmds:
+            if prefetch:
+                self.prefetched = await wire.submit([self._read_command(False)])
+            return
+        if prefetch:  # the commit and the next read in one write
+            done, self.prefetched = await wire.submit_groups([cmds, [self._read_command(False)]])
+        else:
+            done = await wire.submit(cmds)
+        try:
+            replies = await done
+            if outbox.ops and replies[-1] is None:
+                raise ResponseError("transaction aborted")
+            raise_errors(replies)
+        except NoScriptError:  # Redis forgot it (SCRIPT FLUSH): EVAL caches it again
+            self._script_on.discard(wire.generation)
+            await wire.call(*self._script_command(wire, items, by_stream))
+        except BaseException:
+            self._drop_prefetch()
+            raise
+        if len(cmds) == 1 and cmds[0][0] == "EVAL":
+            self._script_on.add(wire.generation)
 
     async def publish(self, messages: Iterable[Message | tuple[str, Message]]) -> int:
         """Write messages without inputs (a source), atomically: readers never see half
         of a tick's outputs."""
         items = [item if isinstance(item, tuple) else (item.STREAM, item) for item in messages]
         if items:
-            await self._run_commit_script(items, {})
+            await self.commit(Outbox(messages=items), ())
         return len(items)
 
-    async def _run_commit_script(
-        self, items: list[tuple[str, Message]], acks: dict[str, list[str]]
-    ) -> None:
-        keys: list[str] = [stream for stream, _ in items]
-        args: list[Any] = [self.settings.maxlen, self.group, len(items)]
+    def publish_now(
+        self, messages: Iterable[Message | tuple[str, Message]]
+    ) -> Callable[[], Awaitable[None]]:
+        """``publish``, written before this returns (when connected): a source computes
+        its next batch while Redis appends this one. Await the returned callable for the
+        outcome (errors raise there); publishes land in call order."""
+        items = [item if isinstance(item, tuple) else (item.STREAM, item) for item in messages]
+        wire = self.tx
+        fut = wire.submit_now([self._script_command(wire, items, {})]) if items else None
+
+        async def outcome() -> None:
+            if fut is None:
+                if items:
+                    await self.publish(items)
+                return
+            generation = wire.generation
+            try:
+                raise_errors(await fut)
+            except NoScriptError:  # Redis forgot it: EVAL caches it again
+                self._script_on.discard(generation)
+                await wire.call(*self._script_command(wire, items, {}))
+            self._script_on.add(wire.generation)
+
+        return outcome
+
+    def _script_command(
+        self, wire: Wire, items: list[tuple[str, Message]], acks: dict[str, list[str]]
+    ) -> list[Any]:
+        """EVALSHA of the commit script; EVAL on a connection that has not run it yet
+        (a restarted Redis has forgotten it; EVAL caches it again)."""
+        known = wire.generation in self._script_on
+        cmd: list[Any] = ["EVALSHA", _COMMIT_SHA] if known else ["EVAL", _COMMIT_SCRIPT]
+        cmd.append(len(items))
+        cmd.extend(stream for stream, _ in items)
+        cmd += [self.settings.maxlen, self.group, len(items)]
         for _, msg in items:
             fields = msg.to_fields()
-            args.append(2 * len(fields))
+            cmd.append(2 * len(fields))
             for kv in fields.items():
-                args.extend(kv)
+                cmd.extend(kv)
         for stream, ids in acks.items():
-            args.append(stream)
-            args.append(len(ids))
-            args.extend(ids)
-        try:
-            await self.r.evalsha(_COMMIT_SHA, len(keys), *keys, *args)  # type: ignore[misc]
-        except NoScriptError:  # first use, or Redis restarted: EVAL caches it again
-            await self.r.eval(_COMMIT_SCRIPT, len(keys), *keys, *args)  # type: ignore[misc]
+            cmd.append(stream)
+            cmd.append(len(ids))
+            cmd.extend(ids)
+        return cmd
 
     # ---- taking over stuck work ----------------------------------------------------
 
@@ -350,6 +452,16 @@ class Bus:
                     lag = group_lag(g, last_id) if g.get("lag") is not None else -1
                     out[stream] = (lag, int(g["pending"]))
         return out
+
+
+def _discard(fut: asyncio.Future[Any]) -> None:
+    """A request whose reply nobody will use: retrieve its outcome when it comes."""
+
+    def swallow(f: asyncio.Future[Any]) -> None:
+        with contextlib.suppress(BaseException):
+            f.result()
+
+    fut.add_done_callback(swallow)
 
 
 def group_lag(group: dict[str, Any], last_id: str) -> int:

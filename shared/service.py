@@ -20,7 +20,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ClassVar
 
 import orjson
@@ -33,6 +33,7 @@ from shared.config import (
     KEY_PREFIX,
     ComponentConfig,
     ConfigError,
+    StoredConfig,
     fetch_version,
     load_file,
     validate,
@@ -81,8 +82,15 @@ class Service:
         self._last_beat = time.monotonic()
         self._last_error: dict[str, str] = {}  # entry id -> last handler error, for the dlq reason
         self._state_stale = False  # a batch was not written: memory may be ahead of Redis
+        self._own_done = asyncio.Event()  # the consume loop has no own pending to re-read
         self._refused_version: int | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        # Metric children bound once (a .labels() lookup per batch is measurable).
+        self._m_handler_errors = m.HANDLER_ERRORS.labels(self.name)
+        self._m_batch_latency = m.BATCH_LATENCY.labels(self.name)
+        self._m_batch_size = m.BATCH_SIZE.labels(self.name)
+        self._m_processed: dict[str, Any] = {}
+        self._m_produced: dict[str, Any] = {}
 
     @property
     def comp(self) -> str:
@@ -212,6 +220,8 @@ class Service:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.edgebus_task, timeout=1.5)
         with contextlib.suppress(Exception):
+            self.bus.close()
+        with contextlib.suppress(Exception):
             await self.r.aclose()
         self.log.info("stopped: processed=%d dlq=%d", self.processed, self.dead_lettered)
 
@@ -255,7 +265,9 @@ class Service:
     async def _consume_loop(self) -> None:
         own_pending = True  # first finish what this consumer had before a crash
         delay = 0.05
-        while not self.stopping:
+        # A read sent ahead with the last commit is still handled after stop(): its
+        # entries were delivered to this consumer.
+        while not self.stopping or self.bus.prefetched is not None:
             self.beat()
             if not self.inputs:
                 await self._sleep(0.5)
@@ -264,17 +276,25 @@ class Service:
                 entries = await self.bus.read(own_pending=own_pending)
                 if own_pending and not entries:
                     own_pending = False
+                    self._own_done.set()
                     continue
                 if entries:
-                    ok = await self._process(entries)
+                    settings = self.bus.settings
+                    gather = settings.batch_interval_ms and len(entries) < settings.batch_size
+                    prefetch = not own_pending and not self.stopping and not gather
+                    ok = await self._process(entries, prefetch=prefetch)
                     if own_pending and not ok:
                         own_pending = False  # a poison batch: leave it to the reclaimer
+                        self._own_done.set()
+                    if gather and not own_pending:
+                        await self._sleep(settings.batch_interval_ms / 1000)
                 if not self.redis_ok:
                     self._redis_up(True)
                 delay = 0.05
             except TRANSIENT_ERRORS as exc:
                 self._redis_up(False, exc)
                 own_pending = True  # a write may have failed: re-read what is ours
+                self._own_done.clear()
                 await self._sleep(delay)
                 delay = min(delay * 2, 2.0)
             except Exception as exc:
@@ -287,9 +307,11 @@ class Service:
                 await self._sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    async def _process(self, entries: list[Entry]) -> bool:
+    async def _process(self, entries: list[Entry], *, prefetch: bool | None = None) -> bool:
         """Handle a batch and commit its outputs with its acks. False if the handler
-        raised: then nothing is written and the entries stay pending."""
+        raised: then nothing is written and the entries stay pending.
+
+        ``prefetch`` is the consume loop's (see ``Bus.commit``); others leave it None."""
         async with self._lock:
             if self._state_stale:
                 await self.on_batch_failed()
@@ -305,7 +327,7 @@ class Service:
                 self.on_batch_end(out)
             except Exception as exc:
                 self.handler_errors += 1
-                m.HANDLER_ERRORS.labels(self.name).inc()
+                self._m_handler_errors.inc()
                 reason = f"handler raised {type(exc).__name__}: {exc}"
                 for entry in entries:
                     self._last_error[entry.entry_id] = reason
@@ -314,15 +336,17 @@ class Service:
                 self.log.exception("handler failed; %d entries left pending", len(entries))
                 self._state_stale = True
                 return False
-            await self._commit(out, entries)
+            await self._commit(out, entries, prefetch=prefetch)
             self._count(entries, out)
-            m.BATCH_LATENCY.labels(self.name).observe(time.perf_counter() - t0)
-            m.BATCH_SIZE.labels(self.name).observe(len(entries))
+            self._m_batch_latency.observe(time.perf_counter() - t0)
+            self._m_batch_size.observe(len(entries))
             return True
 
-    async def _commit(self, out: Outbox, entries: list[Entry]) -> None:
+    async def _commit(
+        self, out: Outbox, entries: list[Entry], *, prefetch: bool | None = None
+    ) -> None:
         try:
-            await self.bus.commit(out, entries)
+            await self.bus.commit(out, entries, prefetch=prefetch)
         except BaseException:
             self._state_stale = True
             raise
@@ -333,29 +357,53 @@ class Service:
         per_stream: dict[str, int] = {}
         for entry in entries:
             per_stream[entry.stream] = per_stream.get(entry.stream, 0) + 1
-        for stream, n in per_stream.items():
-            m.PROCESSED.labels(self.name, stream).inc(n)
-        produced: dict[str, int] = {}
-        for stream, _ in out.messages:
-            produced[stream] = produced.get(stream, 0) + 1
-        for stream, n in produced.items():
-            m.PRODUCED.labels(self.name, stream).inc(n)
+        self._inc(m.PROCESSED, self._m_processed, per_stream)
+        self._count_produced(stream for stream, _ in out.messages)
         for dl in out.dead:
             self.dead_lettered += 1
             m.DLQ.labels(self.name, dl.source_stream).inc()
 
     async def publish(self, messages: list[Any]) -> int:
         """For sources: write messages (capped), counted in the metrics."""
-        n = await self.bus.publish(messages)
-        for item in messages:
-            stream = item[0] if isinstance(item, tuple) else item.STREAM
-            m.PRODUCED.labels(self.name, stream).inc()
-        return n
+        await self.publish_now(messages)()
+        return len(messages)
+
+    def publish_now(self, messages: list[Any]) -> Callable[[], Awaitable[None]]:
+        """``publish``, written before this returns (``Bus.publish_now``); await the
+        returned callable for the outcome. Counted in the metrics once it landed."""
+        landed = self.bus.publish_now(messages)
+
+        async def outcome() -> None:
+            await landed()
+            self._count_produced(
+                item[0] if isinstance(item, tuple) else item.STREAM for item in messages
+            )
+
+        return outcome
+
+    def _count_produced(self, streams: Iterable[str]) -> None:
+        produced: dict[str, int] = {}
+        for stream in streams:
+            produced[stream] = produced.get(stream, 0) + 1
+        self._inc(m.PRODUCED, self._m_produced, produced)
+
+    def _inc(self, metric: Any, children: dict[str, Any], counts: dict[str, int]) -> None:
+        """Per-stream counters, their children bound once."""
+        for stream, n in counts.items():
+            child = children.get(stream)
+            if child is None:
+                child = children[stream] = metric.labels(self.name, stream)
+            child.inc(n)
 
     # ---- taking over stuck work --------------------------------------------------------
 
     async def _reclaim_loop(self) -> None:
         while not self.stopping:
+            # Not while the consume loop re-reads this consumer's own pending entries (after
+            # a restart or a Redis error): those are idle too, and both would handle them.
+            if not self._own_done.is_set():
+                await self._sleep(0.05)
+                continue
             for stream in self.inputs:
                 if self.stopping:
                     break
@@ -431,10 +479,16 @@ class Service:
                 if not isinstance(note, dict):
                     raise TypeError("not a JSON object")
                 if note.get("component") == self.comp:
-                    int(note["version"])  # well-formed, else ignored
-                    # Take the current version, not the announced one: in a burst of
-                    # reloads this skips straight to the last (later notes are no-ops).
-                    await self._sync_config()
+                    announced = StoredConfig.from_note(note)  # malformed: ignored
+                    if announced is None:
+                        # A note without the content (sent by hand): take the current
+                        # version from the store.
+                        await self._sync_config()
+                    elif announced.version > self.config_version:
+                        # The store script's own note: it is the stored version, so no
+                        # round trip to fetch it. Notes arrive in version order; one
+                        # that was never stored is undone by the next resync.
+                        await self._apply_config(announced)
             except (ValueError, KeyError, TypeError) as exc:
                 self.log.warning("ignored malformed param.updated %r: %s", data[:200], exc)
         elif channel == TRADING_CONTROL:
@@ -448,10 +502,21 @@ class Service:
             await self.on_channel(channel, data)
 
     async def _sync_config(self, version: int | None = None) -> None:
-        """Apply the stored version (the current one when None) if newer than ours."""
+        """Apply the stored version (the current one when None) unless it is ours.
+
+        Also when it is older than ours: every apply runs in this one task, so ours can
+        only be ahead of the store if the note it came from was never stored (forged) or
+        Redis lost writes; the store is the truth either way."""
         stored = await fetch_version(self.r, self.comp, version)
-        if stored is None or stored.version <= self.config_version:
+        if stored is None or (stored.version, stored.hash) == (
+            self.config_version,
+            self.config_hash,
+        ):
             return
+        await self._apply_config(stored)
+
+    async def _apply_config(self, stored: StoredConfig) -> None:
+        """Validate a stored version, swap it in between two batches, announce it."""
         if stored.version == self._refused_version:
             return  # refused once already: say so once, not at every resync
         try:

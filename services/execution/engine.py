@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from services.execution import fill_model as fm
 from services.execution.config import ExecutionConfig
@@ -30,6 +32,14 @@ from shared.control import TradingState
 from shared.messages import Fill, Order, Position, Rejection, Side, Tick
 
 HALT_REASON = "cancelled:trading_halted"
+
+# Fill(**fields) and Position(**fields), validated the same way (pydantic-core's
+# validator of the model), without the keyword-argument layer, which costs as much as
+# the validation: one of each per fill.
+_validate_fill: Callable[[dict[str, Any]], Fill] = Fill.__pydantic_validator__.validate_python
+_validate_position: Callable[[dict[str, Any]], Position] = (
+    Position.__pydantic_validator__.validate_python
+)
 
 
 def fill_id(order_id: str, seq: int) -> str:
@@ -133,7 +143,10 @@ class ExecutionEngine:
         self.tick_wall[tick.symbol] = (tick.ts_ns, wall_ns)
         book = self.books.get(tick.symbol)
         if book is not None:
-            if self.account.roll(tick.ts_ns, total_pnl_usd(self.books)):
+            # The total over every book only when a new day starts (not on every tick).
+            if self.account.new_day(tick.ts_ns) and self.account.roll(
+                tick.ts_ns, total_pnl_usd(self.books)
+            ):
                 out.account_changed = True
             book.mark = fm.mid_price(tick)
             last = self.last_snapshot_ns.get(tick.symbol, 0)
@@ -261,7 +274,7 @@ class ExecutionEngine:
         if w.done:
             w.filled_qty = w.qty  # absorb float dust so the order closes exactly
         book = self.books.setdefault(w.symbol, PositionBook())
-        if self.account.roll(at_ns, total_pnl_usd(self.books)):
+        if self.account.new_day(at_ns) and self.account.roll(at_ns, total_pnl_usd(self.books)):
             out.account_changed = True
         book.apply_fill(p.qty * fm.direction(w.side), p.price, fee)
         newest = self.quotes.newest(w.symbol) or p.quote
@@ -269,29 +282,31 @@ class ExecutionEngine:
         out.books.add(w.symbol)
         out.account_changed = True
         out.fills.append(
-            Fill(
-                trace_ts_ns=w.trace_ts_ns,
-                fill_id=fill_id(w.order_id, w.fill_seq),
-                order_id=w.order_id,
-                symbol=w.symbol,
-                ts_ns=at_ns,
-                side=w.side,
-                qty=p.qty,
-                price=p.price,
-                fee=fee,
-                slippage_bps=fm.slippage_bps(w.side, p.price, w.decision_price),
-                liquidity=p.liquidity,
-                venue=p.quote.venue,
-                fill_seq=w.fill_seq,
-                strategy=w.strategy,
-                decision_price=w.decision_price,
-                quote_ts_ns=p.quote.ts_ns,
-                mid=fm.mid_price(p.quote),
-                half_spread_bps=p.half_spread_bps,
-                impact_bps=p.impact_bps if math.isfinite(p.impact_bps) else None,
-                fee_bps=fee_bps,
-                remaining_qty=w.remaining,
-                time_to_fill_ms=(at_ns - w.decision_ts_ns) / 1e6,
+            _validate_fill(
+                {
+                    "trace_ts_ns": w.trace_ts_ns,
+                    "fill_id": fill_id(w.order_id, w.fill_seq),
+                    "order_id": w.order_id,
+                    "symbol": w.symbol,
+                    "ts_ns": at_ns,
+                    "side": w.side,
+                    "qty": p.qty,
+                    "price": p.price,
+                    "fee": fee,
+                    "slippage_bps": fm.slippage_bps(w.side, p.price, w.decision_price),
+                    "liquidity": p.liquidity,
+                    "venue": p.quote.venue,
+                    "fill_seq": w.fill_seq,
+                    "strategy": w.strategy,
+                    "decision_price": w.decision_price,
+                    "quote_ts_ns": p.quote.ts_ns,
+                    "mid": fm.mid_price(p.quote),
+                    "half_spread_bps": p.half_spread_bps,
+                    "impact_bps": p.impact_bps if math.isfinite(p.impact_bps) else None,
+                    "fee_bps": fee_bps,
+                    "remaining_qty": w.remaining,
+                    "time_to_fill_ms": (at_ns - w.decision_ts_ns) / 1e6,
+                }
             )
         )
         self._snapshot(w.symbol, at_ns, w.trace_ts_ns, out)
@@ -349,21 +364,23 @@ class ExecutionEngine:
         total = total_pnl_usd(self.books)
         self.last_snapshot_ns[symbol] = ts_ns
         out.positions.append(
-            Position(
-                trace_ts_ns=trace_ts_ns,
-                symbol=symbol,
-                ts_ns=ts_ns,
-                qty=book.qty,
-                avg_price=book.avg_price,
-                mark=book.mark,
-                position_usd=book.qty * book.mark,
-                realized_pnl_usd=book.realized_pnl_usd,
-                unrealized_pnl_usd=book.unrealized_pnl_usd,
-                fees_usd=book.fees_usd,
-                total_pnl_usd=book.total_pnl_usd,
-                account_pnl_usd=total,
-                daily_pnl_usd=self.account.daily_pnl_usd(total),
-                equity_usd=self.account.equity_usd(total),
+            _validate_position(
+                {
+                    "trace_ts_ns": trace_ts_ns,
+                    "symbol": symbol,
+                    "ts_ns": ts_ns,
+                    "qty": book.qty,
+                    "avg_price": book.avg_price,
+                    "mark": book.mark,
+                    "position_usd": book.qty * book.mark,
+                    "realized_pnl_usd": book.realized_pnl_usd,
+                    "unrealized_pnl_usd": book.unrealized_pnl_usd,
+                    "fees_usd": book.fees_usd,
+                    "total_pnl_usd": book.total_pnl_usd,
+                    "account_pnl_usd": total,
+                    "daily_pnl_usd": self.account.daily_pnl_usd(total),
+                    "equity_usd": self.account.equity_usd(total),
+                }
             )
         )
         if ts_ns - self.last_equity_ns >= self.cfg.snapshot_interval_ms * 1e6:

@@ -50,7 +50,10 @@ class QuoteHistory:
         quotes.append(tick)
         self._ts[tick.symbol].append(tick.ts_ns)
         traded = tick.volume if tick.volume is not None else 0.0
-        self.volume.setdefault(tick.symbol, VolumeAverage()).update(traded, volume_ewma_ticks)
+        avg = self.volume.get(tick.symbol)
+        if avg is None:
+            avg = self.volume[tick.symbol] = VolumeAverage()
+        avg.update(traded, volume_ewma_ticks)
         return True
 
     def newest(self, symbol: str) -> Tick | None:

@@ -45,6 +45,8 @@ class Execution(Service):
         self.fills = 0  # written since start (health; bench reads it)
         self.rejections = 0
         self._fill_rate: dict[str, tuple[float, float]] = {}  # symbol -> (ordered, filled)
+        # PNL_USD.labels(symbol), bound once: it is set for every symbol after every batch
+        self._pnl_gauges: dict[str, Any] = {}
 
     # ---- start and state ---------------------------------------------------------------
 
@@ -170,7 +172,10 @@ class Execution(Service):
         xm.WORKING.set(len(self.engine.working))
         books = self.engine.books
         for symbol, book in books.items():
-            xm.PNL_USD.labels(symbol).set(book.total_pnl_usd)
+            gauge = self._pnl_gauges.get(symbol)
+            if gauge is None:
+                gauge = self._pnl_gauges[symbol] = xm.PNL_USD.labels(symbol)
+            gauge.set(book.total_pnl_usd)
         total = total_pnl_usd(books)
         xm.EQUITY_USD.set(self.engine.account.equity_usd(total))
         xm.DAILY_PNL_USD.set(self.engine.account.daily_pnl_usd(total))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from services.feature_bus import metrics as fm
@@ -170,28 +171,45 @@ class FeatureBus(Service):
                 self.beat()
                 await asyncio.sleep(0.2)
 
-    async def _emit(self, quotes: list[RawQuote]) -> None:
+    async def _emit(
+        self, quotes: list[RawQuote], before: Callable[[], Awaitable[None]] | None = None
+    ) -> Callable[[], Awaitable[None]]:
+        """Handle ``quotes`` and write their ticks and features; returns the wait for
+        them to land. ``before`` (the previous batch's wait) is awaited after handling
+        and before writing: a batch is computed while Redis appends the one before."""
         out: list[Message] = []
         dead: list[DeadLetter] = []
         async with self._lock:  # the same lock as batches and config swaps
             self.handle_quotes(quotes, out, dead)
+        if before is not None:
+            await before()
         items: list[Message | tuple[str, Message]] = list(out)
         items.extend((DLQ, d) for d in dead)
-        if items:
-            await self.publish(items)
-        self.dead_lettered += len(dead)
-        self.ticks_published += len(out) // 2
+        landed = self.publish_now(items)
+
+        async def outcome() -> None:
+            if items:
+                await landed()
+            self.dead_lettered += len(dead)
+            self.ticks_published += len(out) // 2
+
+        return outcome
 
     async def _run_synthetic(self) -> None:
-        """Publish at ``ticks_per_s`` (total), catching up in batches when late."""
+        """Publish at ``ticks_per_s`` (total), catching up in batches when late. The
+        next batch is computed while Redis appends the one before (one in flight)."""
         started = time.monotonic()
         sent = 0
+        landed: Callable[[], Awaitable[None]] | None = None  # the batch in flight
         while not self.stopping and self.config.source == "synthetic":
             self.beat()
             rate = self.config.ticks_per_s
             if rate > 0:
                 due = int((time.monotonic() - started) * rate) - sent
                 if due <= 0:
+                    if landed is not None:
+                        await landed()
+                        landed = None
                     await asyncio.sleep(min(0.005, 1.0 / rate))
                     continue
                 n = min(due, self.config.max_batch_ticks)
@@ -200,10 +218,12 @@ class FeatureBus(Service):
             if await self._downstream_full():
                 await asyncio.sleep(0.005)
                 continue
-            await self._emit(list(self.market.quotes(n, time.time_ns())))
+            landed = await self._emit(list(self.market.quotes(n, time.time_ns())), landed)
             sent += n
             if rate > 0 and due > 10 * self.config.max_batch_ticks:
                 started, sent = time.monotonic(), 0  # far behind (a Redis outage): do not burst
+        if landed is not None:
+            await landed()
 
     async def _downstream_full(self) -> bool:
         """Backpressure for the synthetic source: as fast as the pipeline takes, not
@@ -225,7 +245,7 @@ class FeatureBus(Service):
             if self.stopping or self.config.source != "websocket":
                 return
             if ev.kind == "quote" and ev.quote is not None:
-                await self._emit([ev.quote])
+                await (await self._emit([ev.quote]))()
             elif ev.kind == "bad_frame":
                 fm.QUOTES.labels(WS_SOURCE).inc()
                 fm.FAILURES.labels(WS_SOURCE, fm.reason_class(ev.reason)).inc()

@@ -26,6 +26,10 @@ from services.feature_bus.config import FeatureBusConfig, SymbolSpec
 from shared.messages import RawQuote
 
 REGIMES = ("trend", "range", "panic", "illiquid")
+# A weak pull of log(mid) back to the start price, per tick (half-life about 700 ticks
+# of a symbol): panics drift down and jump down with no regime to undo them, so without
+# it a long run at full speed (hundreds of thousands of ticks) walked prices towards 0.
+PULL_PER_TICK = 1e-3
 
 
 class SymbolWalk:
@@ -70,7 +74,7 @@ class SymbolWalk:
         regime = self.regime
         sigma = s.vol_bps_per_tick / 1e4
         spread_mult, depth_mult, volume_mult = 1.0, 1.0, 1.0
-        log_step = 0.3 * sigma * self.imbalance
+        log_step = 0.3 * sigma * self.imbalance - PULL_PER_TICK * math.log(self.mid / s.start_price)
         if regime == "trend":
             log_step += 0.6 * sigma * self.direction + sigma * rng.gauss(0.0, 1.0)
         elif regime == "range":

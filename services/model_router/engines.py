@@ -15,7 +15,9 @@ formulas below are this module's own, stated here with their units:
   the channel's high (below its low) votes long (short) with
   ``edge_bps = sign * min(30, 10 + distance_bps)`` and
   ``confidence = min(1, 0.5 * volume_ratio)``; inside the channel, or before the window
-  is full, it is waiting (the router keeps its last vote, decaying with age).
+  is full, it is waiting (the router keeps its last vote, decaying with age). The
+  channel's high and low are kept by monotonic queues, O(1) amortised per mid instead
+  of a max and a min over the window at every message (the same values, exactly).
 """
 
 from __future__ import annotations
@@ -62,6 +64,52 @@ class RangeEngine(ModelBase):
         return -5.0 * _clip(z, 3.0), min(1.0, abs(z) / 3.0)
 
 
+class DonchianChannel:
+    """High and low of the last ``window`` mids of one symbol, O(1) amortised per mid.
+
+    Monotonic queues of (index, mid), oldest first: ``highs`` keeps only the mids that
+    no later mid equals or exceeds (so its front is the window's max), ``lows`` the
+    mirror; a front that left the window is dropped. The values are the mids
+    themselves, so ``high``/``low`` equal ``max``/``min`` over the window exactly.
+    """
+
+    __slots__ = ("window", "count", "highs", "lows")
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.count = 0  # mids pushed so far
+        self.highs: deque[tuple[int, float]] = deque()
+        self.lows: deque[tuple[int, float]] = deque()
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.window
+
+    @property
+    def high(self) -> float:
+        return self.highs[0][1]
+
+    @property
+    def low(self) -> float:
+        return self.lows[0][1]
+
+    def push(self, mid: float) -> None:
+        i = self.count
+        highs, lows = self.highs, self.lows
+        while highs and highs[-1][1] <= mid:
+            highs.pop()
+        highs.append((i, mid))
+        while lows and lows[-1][1] >= mid:
+            lows.pop()
+        lows.append((i, mid))
+        # The window is now indices i - window + 1 .. i: at most one front fell out.
+        if highs[0][0] <= i - self.window:
+            highs.popleft()
+        if lows[0][0] <= i - self.window:
+            lows.popleft()
+        self.count = i + 1
+
+
 class BreakoutEngine(ModelBase):
     id = "breakout"
     description = "Donchian channel breakout, confidence from volume (seed 002 BREAKOUT engine)"
@@ -69,16 +117,16 @@ class BreakoutEngine(ModelBase):
 
     def __init__(self, window: int = 50) -> None:
         self.window = window
-        self._mids: dict[str, deque[float]] = {}  # symbol -> previous mids
+        self._mids: dict[str, DonchianChannel] = {}  # symbol -> its previous mids
         self._channel: dict[str, tuple[float, float]] = {}  # symbol -> (high, low) before now
 
     def observe(self, f: Features) -> None:
         mids = self._mids.get(f.symbol)
         if mids is None:
-            mids = self._mids[f.symbol] = deque(maxlen=self.window)
-        if len(mids) == self.window:
-            self._channel[f.symbol] = (max(mids), min(mids))
-        mids.append(f.mid)
+            mids = self._mids[f.symbol] = DonchianChannel(self.window)
+        if mids.count >= self.window:
+            self._channel[f.symbol] = (mids.highs[0][1], mids.lows[0][1])
+        mids.push(f.mid)
 
     def predict(self, f: Features, horizon: str) -> Prediction | None:
         channel = self._channel.get(f.symbol)

@@ -7,6 +7,8 @@ most models do).
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 from prometheus_client import Counter, Gauge
 
 SWITCHES = Counter(
@@ -47,3 +49,44 @@ OUTCOMES_PENDING = Gauge(
     "model_router_outcomes_pending_entries", "Predictions waiting for their horizon to elapse"
 )
 ROUTE_CACHE = Gauge("model_router_route_cache_entries", "Symbols in the routing cache")
+
+
+class Bound:
+    """A labelled metric's children, bound once per label values: ``labels()`` takes a
+    lock and validates its arguments on every call, which is a cost on the hot path."""
+
+    __slots__ = ("metric", "_children")
+
+    MAX_CHILDREN = 10_000  # bounded even if garbage symbols stream in
+
+    def __init__(self, metric: Any) -> None:
+        self.metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            if len(self._children) >= self.MAX_CHILDREN:
+                self._children.clear()
+            child = self._children[values] = self.metric.labels(*values)
+        return child
+
+
+class ModelChildren(NamedTuple):
+    """One model's children of the per-model metrics, bound once."""
+
+    calls: Counter
+    waits: Counter
+    errors: Counter
+    latency_us: Gauge
+    hit_rate: Gauge
+
+    @classmethod
+    def bind(cls, model_id: str) -> ModelChildren:
+        return cls(
+            MODEL_CALLS.labels(model_id),
+            MODEL_WAITS.labels(model_id),
+            MODEL_ERRORS.labels(model_id),
+            MODEL_LATENCY_US.labels(model_id),
+            MODEL_HIT_RATE.labels(model_id),
+        )

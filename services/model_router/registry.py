@@ -18,7 +18,13 @@ from typing import Any
 
 from services.model_router.engines import BreakoutEngine, RangeEngine, TrendEngine
 from services.model_router.meta_learner import LogisticMetaLearner
-from services.model_router.models import AlphaModel, BookPressure, MaMomentum, Prediction
+from services.model_router.models import (
+    AlphaModel,
+    BookPressure,
+    MaMomentum,
+    ModelBase,
+    Prediction,
+)
 from shared.messages import Features
 
 log = logging.getLogger("edgebus.model_router")
@@ -105,6 +111,13 @@ class ModelRegistry:
             }
             for mid, m in self.models.items()
         }
+
+    def observes(self, model_id: str) -> bool:
+        """Whether the model keeps state in ``observe`` (ModelBase's does nothing, and
+        calling it for every message of every routed model would cost more than the
+        models that do something)."""
+        method = getattr(self.models[model_id], "observe", None)
+        return getattr(method, "__func__", None) is not ModelBase.observe
 
     def observe(self, model_id: str, f: Features) -> None:
         try:

@@ -1,18 +1,27 @@
-"""The router's core: one features message in, its signals and switches out. No I/O.
+"""The router's core: features messages in, their signals and switches out. No I/O.
 
-Per features message ``f`` of a symbol:
+Every features message ``f`` of a symbol is *observed* (``observe``), in order:
 
 1. outcomes of earlier predictions on that symbol that matured at ``f`` are scored
    (hit rate, Brier score per model and horizon) and fed to the learning models;
-2. every model routed for the symbol observes ``f`` once;
+2. every model routed for the symbol observes ``f`` once (only models that keep state
+   are called: a model without its own ``observe`` has nothing to do).
+
+Decisions are *conflated* (``decide``): once per symbol per batch, on the symbol's
+latest features ``f`` (its ``ts_ns`` and ``trace_ts_ns`` go on the outputs), so under
+load the router never trades on stale features and its cost per message is the two
+steps above; with one message per batch it decides on every message:
+
 3. per matched (rule, horizon): each routed model predicts; the live models approved
    in ``f.regime`` vote (a waiting model's last vote stays, ageing, for at most
    ``HELD_VOTE_HALF_LIVES`` half-lives); consensus (see ``consensus.py``) gives S and the
    consensus edge; one live signal ``model_id="consensus"`` is emitted, its confidence
    ``min(1, |S|)`` if the gate ``|S| > k * rolling_std(S, window)`` is passed, else 0 (so
    risk ignores it); each approved shadow model with an opinion gets its own signal
-   with ``shadow=True``;
+   with ``shadow=True``; the prediction is queued for outcome scoring;
 4. the symbol's leading model is updated; a change is a ``RouterSwitch``.
+
+``handle(f)`` does both for one message (what a batch of one does).
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from services.model_router.leader import LeaderTracker
 from services.model_router.models import Prediction
 from services.model_router.outcomes import OutcomeBook, Pending
 from services.model_router.registry import ModelRegistry, Scorecard
-from services.model_router.routing import Route, RoutingTable
+from services.model_router.routing import MAX_CACHED_SYMBOLS, Route, RoutingTable
 from shared.messages import Features, Message, RouterSwitch, Signal
 
 CONSENSUS_ID = "consensus"
@@ -55,32 +64,76 @@ class Router:
         self.signals = self.gate_open = self.switches = 0
         self.table = RoutingTable(rules, epoch=0)
         self.params = rules.consensus
+        # symbol -> (routes, routed models that keep state), for the current table
+        self._routed: dict[str, tuple[tuple[Route, ...], tuple[str, ...]]] = {}
+        self._latest: dict[str, Features] = {}  # symbol -> latest features, not decided on
 
     def reload(self, rules: RouterRules) -> None:
         """New rules: a new routing table (so a fresh route cache). Consensus state is
         kept per symbol and horizon while its routed models and the consensus knobs are
-        unchanged, else restarted."""
+        unchanged, else restarted. Called between batches, when nothing observed is
+        waiting for a decision."""
         if rules.consensus != self.params:
             self._states.clear()
         self.table = RoutingTable(rules, epoch=self.table.epoch + 1)
+        self._routed.clear()
         self.params = rules.consensus
         self.leaders.margin = rules.consensus.switch_margin
         self.leaders.half_life_s = rules.consensus.switch_half_life_s
 
-    # ---- one message -----------------------------------------------------------------
+    # ---- messages and decisions -------------------------------------------------------
 
     def handle(self, f: Features) -> list[Message]:
+        """One message, decided on at once (a batch of one)."""
+        self.observe(f)
+        return self.decide()
+
+    def observe(self, f: Features) -> None:
+        """Steps 1-2 for ``f``; ``f`` becomes its symbol's latest, what ``decide`` uses."""
         self._score_outcomes(f)
+        routed = self._routed.get(f.symbol)
+        if routed is None:
+            routed = self._route_symbol(f.symbol)
+        if not routed[0]:
+            return  # no rule for this symbol: nothing to observe, nothing to decide
+        observe = self.registry.observe
+        for model_id in routed[1]:
+            observe(model_id, f)
+        latest = self._latest
+        # Re-inserted, so decisions come out in the order of their latest features.
+        latest.pop(f.symbol, None)
+        latest[f.symbol] = f
+
+    def decide(self) -> list[Message]:
+        """Steps 3-4, once per symbol observed since the last call, on its latest features."""
+        if not self._latest:
+            return []
+        latest, self._latest = self._latest, {}
+        out: list[Message] = []
+        for f in latest.values():
+            out.extend(self._decide(f))
+        return out
+
+    def discard(self) -> None:
+        """Forget the features observed but not decided on (a batch that failed)."""
+        self._latest.clear()
+
+    def _route_symbol(self, symbol: str) -> tuple[tuple[Route, ...], tuple[str, ...]]:
+        """The symbol's routes and its routed models that keep state, cached per symbol
+        (the cache is dropped with the routing table at a reload)."""
+        routes = self.table.routes(symbol)
+        models = dict.fromkeys(m for route in routes for m in route.models)
+        observers = tuple(m for m in models if self.registry.observes(m))
+        if len(self._routed) >= MAX_CACHED_SYMBOLS:
+            self._routed.clear()
+        routed = self._routed[symbol] = (routes, observers)
+        return routed
+
+    def _decide(self, f: Features) -> list[Message]:
         routes = self.table.routes(f.symbol)
         out: list[Message] = []
         if not routes:
             return out
-        observed: set[str] = set()
-        for route in routes:
-            for model_id in route.models:
-                if model_id not in observed:
-                    observed.add(model_id)
-                    self.registry.observe(model_id, f)
         shares: dict[str, float] = {}
         live_signals: list[Signal] = []
         for route in routes:

@@ -1,6 +1,10 @@
 """model_router: ``features`` in; ``signals`` (one consensus signal per matched rule and
 horizon, plus shadow models') and ``router.switches`` out. Wiring only: the logic is
-``router.Router``."""
+``router.Router``.
+
+Conflation: every features entry is observed as it comes (``on_message``); the signals
+are decided once per symbol per batch, on its latest features (``on_batch_end``). A
+batch of one entry, the usual case at low rates, decides on that entry."""
 
 from __future__ import annotations
 
@@ -25,7 +29,16 @@ class ModelRouter(Service):
     def __init__(self, config: ComponentConfig | None = None) -> None:
         super().__init__(config)
         self.router = Router(self.config)
-        self._exported: dict[str, tuple[int, int, int]] = {}  # model -> calls, waits, errors
+        # model -> calls, waits, errors, scored outcomes: what Prometheus has seen
+        self._exported: dict[str, tuple[int, int, int, int]] = {}
+        self._consensus_signals = mm.Bound(mm.CONSENSUS_SIGNALS)
+        self._consensus_score = mm.Bound(mm.CONSENSUS_SCORE)
+        self._shadow_signals = mm.Bound(mm.SHADOW_SIGNALS)
+        self._switches = mm.Bound(mm.SWITCHES)
+        self._model_brier = mm.Bound(mm.MODEL_BRIER)
+        self._model_metrics = {
+            model_id: mm.ModelChildren.bind(model_id) for model_id in self.router.registry.stats
+        }
 
     def on_config(self, config: ComponentConfig) -> None:
         # Called between batches; the config was validated, so compiling cannot fail on it.
@@ -40,35 +53,50 @@ class ModelRouter(Service):
     def on_message(self, entry: Entry, out: Outbox) -> None:
         f = entry.message
         assert isinstance(f, Features)
-        for msg in self.router.handle(f):
+        self.router.observe(f)
+
+    def on_batch_end(self, out: Outbox) -> None:
+        for msg in self.router.decide():
             out.emit(msg)
             if isinstance(msg, Signal):
                 if msg.model_id == CONSENSUS_ID:
                     gate = "open" if msg.confidence > 0 else "shut"
-                    mm.CONSENSUS_SIGNALS.labels(msg.horizon, gate).inc()
+                    self._consensus_signals(msg.horizon, gate).inc()
                     if msg.consensus_score is not None:
-                        mm.CONSENSUS_SCORE.labels(msg.symbol, msg.horizon).set(msg.consensus_score)
+                        self._consensus_score(msg.symbol, msg.horizon).set(msg.consensus_score)
                 elif msg.shadow:
-                    mm.SHADOW_SIGNALS.labels(msg.model_id).inc()
+                    self._shadow_signals(msg.model_id).inc()
             elif isinstance(msg, RouterSwitch):
-                mm.SWITCHES.labels(msg.symbol).inc()
+                self._switches(msg.symbol).inc()
+        self._export_model_stats()
 
-    def on_batch_end(self, out: Outbox) -> None:
-        registry = self.router.registry
-        for model_id, st in registry.stats.items():
-            calls, waits, errors = self._exported.get(model_id, (0, 0, 0))
-            if st.calls == calls and st.errors == errors:
+    async def on_batch_failed(self) -> None:
+        # The failed batch's entries stay pending and come again: decide nothing on them now.
+        self.router.discard()
+
+    def _export_model_stats(self) -> None:
+        """Copy the registry's plain counters into Prometheus (once per batch, and only
+        what changed: the scorecards move only when outcomes mature)."""
+        exported = self._exported
+        for model_id, st in self.router.registry.stats.items():
+            calls, waits, errors, scored = exported.get(model_id, (0, 0, 0, 0))
+            now_scored = st.scored
+            if st.calls == calls and st.errors == errors and now_scored == scored:
                 continue
-            mm.MODEL_CALLS.labels(model_id).inc(st.calls - calls)
-            mm.MODEL_WAITS.labels(model_id).inc(st.waits - waits)
-            mm.MODEL_ERRORS.labels(model_id).inc(st.errors - errors)
-            self._exported[model_id] = (st.calls, st.waits, st.errors)
+            bound = self._model_metrics[model_id]
+            if st.calls != calls:
+                bound.calls.inc(st.calls - calls)
+            if st.waits != waits:
+                bound.waits.inc(st.waits - waits)
+            if st.errors != errors:
+                bound.errors.inc(st.errors - errors)
             if st.calls:
-                mm.MODEL_LATENCY_US.labels(model_id).set(st.latency_ns / st.calls / 1e3)
-            if st.scored:
-                mm.MODEL_HIT_RATE.labels(model_id).set(st.hits / st.scored)
-            for horizon, card in st.scores.items():
-                mm.MODEL_BRIER.labels(model_id, horizon).set(card.brier)
+                bound.latency_us.set(st.latency_ns / st.calls / 1e3)
+            if now_scored != scored:
+                bound.hit_rate.set(st.hits / now_scored)
+                for horizon, card in st.scores.items():
+                    self._model_brier(model_id, horizon).set(card.brier)
+            exported[model_id] = (st.calls, st.waits, st.errors, now_scored)
         mm.OUTCOMES_PENDING.set(self.router.outcomes.pending())
 
     def health_details(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ Confidence 0 means "no opinion" (weight 0). Shadow signals are never blended.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from services.risk_harmoniser.config import BlendParams
 from shared.messages import Signal
@@ -77,10 +77,17 @@ class SignalBook:
         return True
 
     def views(self, now_ns: int, max_age_s: float) -> list[SignalView]:
-        fresh = [s for s in self.latest.values() if (now_ns - s.ts_ns) / 1e9 <= max_age_s]
-        consensus = [s for s in fresh if s.model_id == CONSENSUS]
-        chosen: Iterable[Signal] = consensus or fresh
-        return [(s.edge_bps, s.confidence, max(0.0, (now_ns - s.ts_ns) / 1e9)) for s in chosen]
+        """The fresh consensus signals if any, else every fresh signal (one pass)."""
+        fresh: list[SignalView] = []
+        consensus: list[SignalView] = []
+        for s in self.latest.values():
+            age_s = (now_ns - s.ts_ns) / 1e9
+            if age_s <= max_age_s:
+                view = (s.edge_bps, s.confidence, age_s if age_s > 0.0 else 0.0)
+                fresh.append(view)
+                if s.model_id == CONSENSUS:
+                    consensus.append(view)
+        return consensus or fresh
 
 
 def blend_book(book: SignalBook, now_ns: int, p: BlendParams) -> tuple[float, float, int]:

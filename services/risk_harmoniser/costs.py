@@ -18,17 +18,22 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 
 _HORIZON = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$")
 _UNIT_S = {"ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+MAX_HORIZON_S = 366 * 86400.0  # past a year (or an overflow to inf) reads as unparseable
 
 
+@lru_cache(maxsize=1024)  # one regex per signal otherwise; routers use a handful of horizons
 def horizon_s(horizon: str, default_s: float) -> float:
-    """'30s' -> 30, '1m' -> 60, '4h' -> 14400; a bare number is seconds."""
+    """'30s' -> 30, '1m' -> 60, '4h' -> 14400; a bare number is seconds. Unparseable, or
+    longer than ``MAX_HORIZON_S``: ``default_s``."""
     match = _HORIZON.match(horizon)
     if match is None:
         return default_s
-    return float(match.group(1)) * _UNIT_S[match.group(2) or "s"]
+    seconds = float(match.group(1)) * _UNIT_S[match.group(2) or "s"]
+    return seconds if seconds <= MAX_HORIZON_S else default_s
 
 
 def impact_bps(order_usd: float, liquidity_usd: float, impact_coeff_bps: float) -> float:

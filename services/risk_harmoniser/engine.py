@@ -59,6 +59,18 @@ class Quote:
         return (self.ask - self.bid) / mid * 1e4 if mid > 0 else 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class NameStatics:
+    """What a decision needs from the config about the names, resolved once per config
+    and set of names instead of on every signal; index-aligned with ``RiskEngine.symbols``."""
+
+    p: RiskParams  # the config these were resolved from
+    asset_class: tuple[str, ...]
+    sector: tuple[str, ...]
+    caps: tuple[Caps, ...]
+    funding_bps_per_hour: tuple[float, ...]
+
+
 @dataclass(slots=True)
 class Decision:
     symbol: str
@@ -94,6 +106,7 @@ class RiskEngine:
         self.day = 0
         self.day_start_equity_usd = p.equity_usd
         self.now_ns = 0
+        self._statics: NameStatics | None = None
 
     def configure(self, p: RiskParams) -> None:
         """A new config: limits apply at once; learned state (book, covariance) stays."""
@@ -131,12 +144,17 @@ class RiskEngine:
         q.depth_usd = (
             depth if q.depth_usd == 0 else q.depth_usd + _EWMA_DEPTH * (depth - q.depth_usd)
         )
+        mid = q.mid
         if volume:
-            q.volume_acc_usd += volume * q.mid
-        self.portfolio.marks[symbol] = q.mid
-        self.now_ns = max(self.now_ns, ts_ns)
+            q.volume_acc_usd += volume * mid
+        self.portfolio.marks[symbol] = mid
+        if ts_ns > self.now_ns:
+            self.now_ns = ts_ns
         last = self.cov.last_ns
-        if self.cov.sample([qq.mid if qq.ts_ns else 0.0 for qq in self.quotes], self.now_ns):
+        # The marks vector only when a covariance sample is due (once per sample_ms).
+        if self.cov.due(self.now_ns) and self.cov.sample(
+            [qq.mid if qq.ts_ns else 0.0 for qq in self.quotes], self.now_ns
+        ):
             dt_s = (self.now_ns - last) / 1e9 if last else 0.0
             for k, qq in enumerate(self.quotes):
                 if dt_s > 0:
@@ -185,9 +203,22 @@ class RiskEngine:
             self.day = day
             self.day_start_equity_usd = self.portfolio.equity_usd()
 
+    def position_usd(self, i: int) -> float:
+        """Name i's entry of ``positions_usd``."""
+        h = self.portfolio.holdings.get(self.symbols[i])
+        q = self.quotes[i]
+        working = self.portfolio.working_qty.get(self.symbols[i], 0.0)
+        return ((h.qty if h else 0.0) + working) * ((q.bid + q.ask) / 2.0)
+
     def positions_usd(self) -> tuple[float, ...]:
-        pf = self.portfolio
-        return tuple(pf.exposure_qty(s) * self.quotes[i].mid for i, s in enumerate(self.symbols))
+        """Filled plus working quantity of each name at its mid (Portfolio.exposure_qty *
+        Quote.mid, inlined: this runs on every signal)."""
+        holdings, working = self.portfolio.holdings, self.portfolio.working_qty
+        out = []
+        for s, q in zip(self.symbols, self.quotes, strict=True):
+            h = holdings.get(s)
+            out.append(((h.qty if h else 0.0) + working.get(s, 0.0)) * ((q.bid + q.ask) / 2.0))
+        return tuple(out)
 
     def portfolio_var_pct(self) -> float:
         w = self.positions_usd()
@@ -215,11 +246,30 @@ class RiskEngine:
             return level_command("HALT_ALL_TRADING", f"breaker:portfolio_var {var:.2f}%")
         return None
 
-    def loss_budget_usd(self) -> float:
-        """Daily loss stop left today: stop - today's loss (USD, >= 0)."""
+    def loss_budget_usd(self, equity_usd: float | None = None) -> float:
+        """Daily loss stop left today: stop - today's loss (USD, >= 0). ``equity_usd``:
+        the portfolio's equity when the caller has it already."""
+        if equity_usd is None:
+            equity_usd = self.portfolio.equity_usd()
         stop = self.p.limits.daily_loss_stop_pct / 100.0 * self.day_start_equity_usd
-        lost = max(0.0, self.day_start_equity_usd - self.portfolio.equity_usd())
+        lost = max(0.0, self.day_start_equity_usd - equity_usd)
         return max(0.0, stop - lost)
+
+    def statics(self) -> NameStatics:
+        """The per-name config view, rebuilt when the config or the set of names changed."""
+        s = self._statics
+        if s is None or s.p is not self.p or len(s.asset_class) != len(self.symbols):
+            p = self.p
+            infos = [p.symbol_info(sym) for sym in self.symbols]
+            classes = tuple(info.asset_class for info in infos)
+            s = self._statics = NameStatics(
+                p,
+                classes,
+                tuple(p.sector(sym) for sym in self.symbols),
+                tuple(self.caps(cls) for cls in classes),
+                tuple(p.costs.funding_bps_per_hour.of(cls) for cls in classes),
+            )
+        return s
 
     def caps(self, asset_class: str) -> Caps:
         lim, pre = self.p.limits, self.p.pretrade
@@ -269,10 +319,10 @@ class RiskEngine:
         reducing = state.state == "REDUCING" or stale
         self._roll_day()
         mark = q.mid
-        info = p.symbol_info(sig.symbol)
-        equity = self._equity()
-        w = self.positions_usd()
-        x = w[i]
+        names = self.statics()
+        equity_usd = self.portfolio.equity_usd()
+        equity = max(equity_usd, 1e-9)  # as _equity()
+        x = self.position_usd(i)  # the whole book only past the cost gate
         cov = self.cov.daily()
         sigma = math.sqrt(max(0.0, cov[i][i]))
 
@@ -300,7 +350,7 @@ class RiskEngine:
             liquidity,
             c.impact_coeff_bps,
             fee_bps,
-            c.funding_bps_per_hour.of(info.asset_class),
+            names.funding_bps_per_hour[i],
             horizon_s(sig.horizon, c.default_hold_s),
             self.cov.sigma_bps_per_sqrt_s(i),
             c.latency_ms,
@@ -318,13 +368,14 @@ class RiskEngine:
                 return d
 
         # size within every limit
+        w = self.positions_usd()
         book = Book(
             w,
-            tuple(p.symbol_info(s).asset_class for s in self.symbols),
-            tuple(p.sector(s) for s in self.symbols),
+            names.asset_class,
+            names.sector,
             cov,
             equity,
-            self.loss_budget_usd(),
+            self.loss_budget_usd(equity_usd),
         )
         inputs = SizeInputs(
             direction,
@@ -335,7 +386,7 @@ class RiskEngine:
             p.sizing.full_size_edge_bps,
             size_mult,
         )
-        target, binding = size(i, inputs, book, self.caps(info.asset_class), reducing)
+        target, binding = size(i, inputs, book, names.caps[i], reducing)
         if why == "edge" and x * direction > 0 and abs(target) < abs(x) and not binding:
             target = x  # never shrink a same-side position just because the edge weakened
         delta = target - x

@@ -13,6 +13,7 @@ a rejection (or a cancel of the remainder) removes what is left.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,8 @@ class Portfolio:
         self.marks: dict[str, float] = {}
         self._fill_order: deque[str] = deque(maxlen=fill_memory)
         self._fills: set[str] = set()
+        # Fill ids recorded since ``take_unsaved_fills`` (older ones are forgotten anyway).
+        self._unsaved_fills: deque[str] = deque(maxlen=fill_memory)
 
     # ---- events ------------------------------------------------------------------------
 
@@ -77,6 +80,7 @@ class Portfolio:
             self._fills.discard(self._fill_order[0])
         self._fill_order.append(fill_id)
         self._fills.add(fill_id)
+        self._unsaved_fills.append(fill_id)
         holding = self.holdings.setdefault(symbol, Holding())
         q0 = holding.qty
         realized = holding.apply(signed_qty, price, fee)
@@ -123,23 +127,46 @@ class Portfolio:
 
     # ---- durability ------------------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    @property
+    def fill_memory(self) -> int:
+        return self._fill_order.maxlen or 0
+
+    def to_dict(self, *, fills: bool = True) -> dict[str, Any]:
+        """The book as JSON-able values; ``fills=False`` leaves out the remembered fill
+        ids (up to ``fill_memory`` of them), which the service appends to a list of their
+        own as they come (``take_unsaved_fills``) instead of rewriting them every batch."""
+        doc: dict[str, Any] = {
             "holdings": {
                 s: [h.qty, h.avg_price, h.realized_usd, h.fees_usd]
                 for s, h in self.holdings.items()
             },
             "working": {oid: [s, q] for oid, (s, q) in self.working.items()},
             "marks": self.marks,
-            "fills": list(self._fill_order),
         }
+        if fills:
+            doc["fills"] = list(self._fill_order)
+        return doc
 
-    def load(self, d: dict[str, Any]) -> None:
+    def take_unsaved_fills(self) -> list[str]:
+        """The fill ids recorded since the last call (oldest first), now counted as saved."""
+        out = list(self._unsaved_fills)
+        self._unsaved_fills.clear()
+        return out
+
+    def load(self, d: dict[str, Any], fills: Iterable[str] = ()) -> None:
+        """Restore ``to_dict`` output. Fill ids come from ``d["fills"]`` (a whole-book
+        snapshot) and then ``fills`` (the service's list); those of ``d`` count as
+        unsaved, so the next ``take_unsaved_fills`` moves them into the list."""
         self.holdings = {s: Holding(*map(float, v)) for s, v in d.get("holdings", {}).items()}
         self.working, self.working_qty = {}, {}
         for oid, (sym, qty) in d.get("working", {}).items():
             self.add_working(oid, str(sym), float(qty))
         self.marks.update({s: float(m) for s, m in d.get("marks", {}).items()})
-        for fid in d.get("fills", []):
+        snapshot = [str(fid) for fid in d.get("fills", [])]
+        for fid in snapshot:
             self._fill_order.append(fid)
+        for fid in fills:
+            self._fill_order.append(str(fid))
         self._fills = set(self._fill_order)
+        self._unsaved_fills.clear()
+        self._unsaved_fills.extend(snapshot)

@@ -2,16 +2,18 @@
 and ``risk.decisions`` out. Wiring only: the maths live in engine.py and its modules.
 
 Durability: the engine's book (holdings, working orders, Kelly record, loss streak,
-day start equity, recent fill ids) is written to ``edgebus:risk:state`` in the same
-transaction as the acks of the batch that changed it, so after a restart it matches
-exactly the inputs acknowledged. On a first start it is seeded from execution's
-``edgebus:execution:positions``. A breaker that trips publishes on ``trading.control``
-and saves ``edgebus:trading`` in that transaction too.
+day start equity) is written to ``edgebus:risk:state``, and the ids of new fills are
+appended to ``edgebus:risk:fills`` (the last ``fill_memory`` kept, for deduplication),
+in the same transaction as the acks of the batch that changed them, so after a
+restart they match exactly the inputs acknowledged. On a first start the book is seeded
+from execution's ``edgebus:execution:positions``. A breaker that trips publishes on
+``trading.control`` and saves ``edgebus:trading`` in that transaction too.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import orjson
@@ -39,6 +41,14 @@ from shared.service import Service
 
 POSITIONS_KEY = f"{KEY_PREFIX}:execution:positions"
 STATE_KEY = f"{KEY_PREFIX}:risk:state"
+# The remembered fill ids, oldest first: appended per batch rather than rewritten with
+# the state (5,000 ids are 135 kB of JSON, and most batches add none or a few).
+FILLS_KEY = f"{KEY_PREFIX}:risk:fills"
+
+# RiskDecision(**fields), validated the same way (pydantic-core's validator of the model).
+_validate_decision: Callable[[dict[str, Any]], RiskDecision] = (
+    RiskDecision.__pydantic_validator__.validate_python
+)
 
 
 class RiskHarmoniser(Service):
@@ -58,7 +68,8 @@ class RiskHarmoniser(Service):
     async def on_start(self) -> None:
         raw = await self.r.get(STATE_KEY)
         if raw:
-            self._load(orjson.loads(raw))
+            fills: list[str] = await self.r.lrange(FILLS_KEY, 0, -1)  # type: ignore[misc,assignment]
+            self._load(orjson.loads(raw), fills)
             return
         # First start: take over the positions execution has booked.
         positions = await self.r.hgetall(POSITIONS_KEY)  # type: ignore[misc]
@@ -140,21 +151,25 @@ class RiskHarmoniser(Service):
             self._dirty = True
         key = f"{d.action}:{d.reason.split(':')[0]}"
         self.decisions[key] = self.decisions.get(key, 0) + 1
+        # One per signal: validated from a dict (the same checks as RiskDecision(...),
+        # without the keyword-argument layer, which costs as much as the validation).
         out.emit(
-            RiskDecision(
-                trace_ts_ns=sig.trace_ts_ns,
-                symbol=d.symbol,
-                ts_ns=sig.ts_ns,
-                action=d.action,  # type: ignore[arg-type]
-                reason=d.reason,
-                trading_state=self.trading.state,
-                edge_blended_bps=d.edge_bps,
-                position_size_usd=d.target_usd,
-                var_pct=d.var_pct,
-                order_id=d.order_id,
-                uncertainty_bps=d.uncertainty_bps,
-                cost_bps=d.cost_bps,
-                portfolio_var_pct=d.portfolio_var_pct,
+            _validate_decision(
+                {
+                    "trace_ts_ns": sig.trace_ts_ns,
+                    "symbol": d.symbol,
+                    "ts_ns": sig.ts_ns,
+                    "action": d.action,
+                    "reason": d.reason,
+                    "trading_state": self.trading.state,
+                    "edge_blended_bps": d.edge_bps,
+                    "position_size_usd": d.target_usd,
+                    "var_pct": d.var_pct,
+                    "order_id": d.order_id,
+                    "uncertainty_bps": d.uncertainty_bps,
+                    "cost_bps": d.cost_bps,
+                    "portfolio_var_pct": d.portfolio_var_pct,
+                }
             )
         )
 
@@ -176,6 +191,11 @@ class RiskHarmoniser(Service):
         if self._dirty:
             blob = orjson.dumps(self._dump())
             out.call(lambda pipe: pipe.set(STATE_KEY, blob))
+            fills = self.engine.portfolio.take_unsaved_fills()
+            if fills:
+                keep = self.engine.portfolio.fill_memory
+                out.call(lambda pipe: pipe.rpush(FILLS_KEY, *fills))
+                out.call(lambda pipe: pipe.ltrim(FILLS_KEY, -keep, -1))
             self._dirty = False
 
     # ---- state -----------------------------------------------------------------------
@@ -183,16 +203,17 @@ class RiskHarmoniser(Service):
     def _dump(self) -> dict[str, Any]:
         eng = self.engine
         return {
-            "portfolio": eng.portfolio.to_dict(),
+            "portfolio": eng.portfolio.to_dict(fills=False),  # fill ids: FILLS_KEY
             "kelly": eng.kelly.as_dict(),
             "loss_streak": eng.streak.count,
             "day": eng.day,
             "day_start_equity_usd": eng.day_start_equity_usd,
         }
 
-    def _load(self, doc: dict[str, Any]) -> None:
+    def _load(self, doc: dict[str, Any], fills: list[str]) -> None:
         eng = self.engine
-        eng.portfolio.load(doc.get("portfolio", {}))
+        # A state written before FILLS_KEY existed carries its fill ids itself.
+        eng.portfolio.load(doc.get("portfolio", {}), fills)
         eng.kelly.load(doc.get("kelly", {}))
         eng.streak.count = int(doc.get("loss_streak", 0))
         eng.day = int(doc.get("day", 0))

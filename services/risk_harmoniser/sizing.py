@@ -50,11 +50,13 @@ def desired_position_usd(
         return 0.0
     base = vol_target_usd(equity_usd, target_vol_pct, daily_vol)
     kelly = equity_usd * kelly_fraction * f_kelly
-    conviction = min(1.0, net_edge_bps / full_size_edge_bps)
-    return math.copysign(min(base, kelly) * conviction * size_mult, direction)
+    conviction = net_edge_bps / full_size_edge_bps
+    conviction = conviction if conviction < 1.0 else 1.0  # min(1, ...), no builtin call
+    smaller = kelly if kelly < base else base  # min(base, kelly)
+    return math.copysign(smaller * conviction * size_mult, direction)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per signal, and frozen costs 3x to construct
 class SizeInputs:
     """What ``size`` needs beyond the book: plain floats, resolved per call."""
 

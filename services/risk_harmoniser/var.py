@@ -50,11 +50,11 @@ def var_interval(
     """Positions t of name i (the others fixed) with z * sqrt(q(t)) <= limit_usd, where
     q(t) = a t^2 + 2 b t + c, a = C_ii, b = sum_{j!=i} C_ij w_j, c = the rest.
     Returns (lo, hi); lo > hi when no position of i meets the limit."""
-    row = cov[i]
-    a = row[i]
+    a = cov[i][i]
     x = w[i]
-    b = sum(map(mul, row, w)) - a * x  # sum over j != i
-    c = quad_form(w, cov) - 2.0 * x * b - a * x * x  # the others' variance
+    cw = [sum(map(mul, row, w)) for row in cov]  # C w, once for b and w^T C w
+    b = cw[i] - a * x  # sum over j != i
+    c = sum(map(mul, w, cw)) - 2.0 * x * b - a * x * x  # the others' variance
     d = (limit_usd / z) ** 2 * (1.0 - 1e-9)  # a hair inside, against rounding
     if a <= 0.0:
         return (-math.inf, math.inf) if c <= d else (1.0, -1.0)
@@ -97,6 +97,10 @@ class EwmaCovariance:
         self.prev_marks.append(0.0)
         self._daily = ()
         return idx
+
+    def due(self, ts_ns: int) -> bool:
+        """Would ``sample`` at ``ts_ns`` take a sample?"""
+        return not self.last_ns or (ts_ns - self.last_ns) / 1e9 >= self.sample_s
 
     def sample(self, marks: Sequence[float], ts_ns: int) -> bool:
         """Update S with the returns since the last sample if ``sample_s`` has passed.

@@ -10,7 +10,9 @@ from the 1 s XINFO poll.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import orjson
@@ -30,7 +32,7 @@ from services.telemetry.trades import (
     costs_bps,
     split_by_votes,
 )
-from shared.bus import Entry, Outbox
+from shared.bus import Entry, Outbox, dead_letter
 from shared.config import KEY_PREFIX, ComponentConfig
 from shared.control import ControlCommand
 from shared.messages import (
@@ -58,6 +60,9 @@ from shared.service import Service
 # Telemetry's own trade ledger, written with the acks of the fills that changed it, so
 # a restart neither loses nor double-counts a fill.
 LEDGER_KEY = f"{KEY_PREFIX}:telemetry:ledger"
+# Event(**fields), validated the same way (pydantic-core's validator of the model),
+# without the keyword-argument layer, which costs as much as the validation.
+_validate_event: Callable[[dict[str, Any]], Event] = Event.__pydantic_validator__.validate_python
 PORTFOLIO = tm.PORTFOLIO
 TS_METRICS = ("edge_blended_bps", "position_size_usd", "var_pct", "pnl_usd")
 
@@ -101,6 +106,9 @@ class Telemetry(Service):
         self.orders: Bounded[str, tuple[DecisionContext, int | None, int | None]] = Bounded(cap)
         self.gauges: dict[tuple[str, str], float] = {}  # what the time-series writer samples
         self.ts = TimeSeriesWriter(self.config.timeseries_retention_ms)
+        self.child = tm.LabelCache()  # metric.labels(...) bound once per label values
+        self.writes = tm.BatchWrites(self.child)  # gauge sets and counts, per batch
+        self._state_shown: str | None = None  # what the trading_state gauges show
 
     def on_config(self, config: ComponentConfig) -> None:
         assert isinstance(config, TelemetryConfig)
@@ -121,17 +129,22 @@ class Telemetry(Service):
                     t["trade_id"], symbol, DecisionContext(**t["context"]), t["realized_pnl_usd"]
                 )
         tm.TIMESERIES_ENABLED.set(1 if await self.ts.detect(self.r) else 0)
+        self._state_shown = None  # written at start whatever was shown before
         self._show_state(self.trading.state)
 
     def on_control(self, cmd: ControlCommand, out: Outbox) -> None:
         self._show_state(self.trading.state)
 
     def _show_state(self, state: str) -> None:
+        # Every risk decision carries the state: write the gauges only when it changes.
+        if state == self._state_shown:
+            return
         for s in ("ACTIVE", "REDUCING", "HALTED"):
-            tm.TRADING_STATE.labels(s).set(1 if state == s else 0)
+            self.child(tm.TRADING_STATE, s).set(1 if state == s else 0)
+        self._state_shown = state
 
     def _gauge(self, gauge: Any, metric: str, symbol: str, value: float) -> None:
-        gauge.labels(symbol).set(value)
+        self.writes.set(gauge, value, symbol)
         self.gauges[(metric, symbol)] = value
 
     # ---- handling ----------------------------------------------------------------------
@@ -150,19 +163,19 @@ class Telemetry(Service):
         elif isinstance(msg, RiskDecision):
             self._on_decision(msg)
         elif isinstance(msg, Rejection):
-            tm.REJECTIONS_TOTAL.labels(reason_label(msg.reason)).inc()
+            self.writes.count(tm.REJECTIONS_TOTAL, reason_label(msg.reason))
         elif isinstance(msg, RouterSwitch):
-            tm.ROUTER_SWITCHES_TOTAL.labels(msg.symbol).inc()
-            tm.ACTIVE_MODEL.labels(msg.symbol, msg.from_model).set(0)
-            tm.ACTIVE_MODEL.labels(msg.symbol, msg.to_model).set(1)
+            self.writes.count(tm.ROUTER_SWITCHES_TOTAL, msg.symbol)
+            self.writes.set(tm.ACTIVE_MODEL, 0, msg.symbol, msg.from_model)
+            self.writes.set(tm.ACTIVE_MODEL, 1, msg.symbol, msg.to_model)
         elif isinstance(msg, DeadLetter):
-            tm.DLQ_ENTRIES_TOTAL.labels(msg.source_stream, msg.service).inc()
+            self.writes.count(tm.DLQ_ENTRIES_TOTAL, msg.source_stream, msg.service)
 
     def _on_signal(self, entry: Entry, sig: Signal) -> None:
         if sig.symbol not in self.symbols:  # a zero series, so the first switch counts
             self.symbols.add(sig.symbol)
-            tm.ROUTER_SWITCHES_TOTAL.labels(sig.symbol)
-        tm.SIGNALS_TOTAL.labels(sig.model_id, "1" if sig.shadow else "0").inc()
+            self.child(tm.ROUTER_SWITCHES_TOTAL, sig.symbol)
+        self.writes.count(tm.SIGNALS_TOTAL, sig.model_id, "1" if sig.shadow else "0")
         if sig.shadow:
             return
         votes = getattr(sig, "votes", None)
@@ -184,14 +197,14 @@ class Telemetry(Service):
         if prev is None or votes or sig.model_id == "consensus":
             self.latest_ctx[sig.symbol] = ctx
         if score is not None:
-            tm.CONSENSUS_SCORE.labels(sig.symbol).set(score)
+            self.writes.set(tm.CONSENSUS_SCORE, score, sig.symbol)
         for model_id, vote in (votes or {}).items():
             w = vote.get("weight") if isinstance(vote, dict) else None
             if isinstance(w, (int, float)):
-                tm.MODEL_WEIGHT.labels(sig.symbol, str(model_id)).set(w)
+                self.writes.set(tm.MODEL_WEIGHT, w, sig.symbol, str(model_id))
 
     def _on_order(self, entry: Entry, order: Order) -> None:
-        tm.ORDERS_TOTAL.labels(order.symbol, order.side).inc()
+        self.writes.count(tm.ORDERS_TOTAL, order.symbol, order.side)
         known = self.traces.get((order.symbol, order.trace_ts_ns))
         signal_ms, ctx = known if known else (None, self.latest_ctx.get(order.symbol))
         base = ctx or DecisionContext()
@@ -209,7 +222,7 @@ class Telemetry(Service):
         self._portfolio_var()
 
     def _on_decision(self, d: RiskDecision) -> None:
-        tm.RISK_DECISIONS_TOTAL.labels(d.action, reason_label(d.reason)).inc()
+        self.writes.count(tm.RISK_DECISIONS_TOTAL, d.action, reason_label(d.reason))
         self._gauge(tm.EDGE_BLENDED_BPS, "edge_blended_bps", d.symbol, d.edge_blended_bps)
         self._show_state(d.trading_state)
         pvar = getattr(d, "portfolio_var_pct", None)
@@ -226,52 +239,65 @@ class Telemetry(Service):
         self._gauge(tm.VAR_PCT, "var_pct", PORTFOLIO, value)
 
     def _on_fill(self, entry: Entry, fill: Fill, out: Outbox) -> None:
+        notional_usd = fill.qty * fill.price
+        cost_bps = costs_bps(fill.qty, fill.price, fill.fee, fill.slippage_bps)
+        if not (math.isfinite(notional_usd) and math.isfinite(cost_bps)):
+            # Decodable but out of any range (1e308 units, a 5e-324 price): no trade to
+            # record; the dlq says why instead of the batch failing on it.
+            reason = f"fill out of range: notional {notional_usd} USD, costs {cost_bps} bps"
+            out.dead.append(dead_letter(self.name, entry, reason))
+            return
         now_ns = time.time_ns()
-        tm.FILLS_TOTAL.labels(fill.symbol, fill.side, fill.venue).inc()
-        tm.FILLED_USD_TOTAL.labels(fill.symbol).inc(fill.qty * fill.price)
+        self.writes.count(tm.FILLS_TOTAL, fill.symbol, fill.side, fill.venue)
+        self.child(tm.FILLED_USD_TOTAL, fill.symbol).inc(fill.qty * fill.price)
         ctx, signal_ms, order_ms = self.orders.get(fill.order_id, (None, None, None))
         ctx = ctx or self.latest_ctx.get(fill.symbol) or DecisionContext()
         if fill.trace_ts_ns:
-            tm.TICK_TO_FILL_SECONDS.observe(max(0.0, (now_ns - fill.trace_ts_ns) / 1e9))
-            hops = hops_s(fill.trace_ts_ns, signal_ms, order_ms, entry_ms(entry.entry_id), now_ns)
+            fill_ms = entry_ms(entry.entry_id)
+            # until the fill was written (its entry id), not until telemetry read it
+            written_ns = fill_ms * 1_000_000 if fill_ms is not None else now_ns
+            tm.TICK_TO_FILL_SECONDS.observe(max(0.0, (written_ns - fill.trace_ts_ns) / 1e9))
+            hops = hops_s(fill.trace_ts_ns, signal_ms, order_ms, fill_ms, now_ns)
             for hop, seconds in hops.items():
-                tm.HOP_SECONDS.labels(hop).observe(seconds)
+                self.child(tm.HOP_SECONDS, hop).observe(seconds)
         signed = fill.qty if fill.side == "buy" else -fill.qty
         result = self.ledger.on_fill(fill.symbol, signed, fill.price, fill.fee, fill.order_id, ctx)
         slippage_usd = fill.slippage_bps * fill.qty * fill.price / 1e4
-        tm.COSTS_USD.labels("fee", fill.venue).inc(fill.fee)
-        tm.COSTS_USD.labels("slippage", fill.venue).inc(slippage_usd)
+        self.child(tm.COSTS_USD, "fee", fill.venue).inc(fill.fee)
+        self.child(tm.COSTS_USD, "slippage", fill.venue).inc(slippage_usd)
         if result.realized_usd:
             opening = result.trade.context if result.closed is None else result.closed.context
             split = split_by_votes(result.realized_usd, opening.engine_votes, opening.model_id)
             for engine, usd in split.items():
-                tm.PNL_ATTRIBUTED_USD.labels(engine, opening.regime or "unknown", fill.venue).inc(
-                    usd
-                )
+                self.child(
+                    tm.PNL_ATTRIBUTED_USD, engine, opening.regime or "unknown", fill.venue
+                ).inc(usd)
         if result.closed is not None:
-            tm.TRADES_CLOSED_TOTAL.labels(fill.symbol).inc()
-        event = Event(
-            trace_ts_ns=fill.trace_ts_ns,
-            symbol=fill.symbol,
-            ts_ns=fill.ts_ns,
-            timestamp=dt.datetime.fromtimestamp(fill.ts_ns / 1e9, dt.UTC).isoformat(),
-            action=fill.side,
-            size_usd=fill.qty * fill.price,
-            price=fill.price,
-            expected_edge_bps=ctx.expected_edge_bps,
-            consensus_score=ctx.consensus_score,
-            engine_votes=dict(ctx.engine_votes) if ctx.engine_votes else None,
-            regime=ctx.regime,
-            features_hash=ctx.features_hash,
-            costs_bps=costs_bps(fill.qty, fill.price, fill.fee, fill.slippage_bps),
-            realized_pnl_usd=result.closed.realized_pnl_usd if result.closed else None,
-            trade_id=(result.closed or result.trade).trade_id,
-            order_id=fill.order_id,
-            fill_id=fill.fill_id,
-            venue=fill.venue,
+            self.writes.count(tm.TRADES_CLOSED_TOTAL, fill.symbol)
+        event = _validate_event(
+            {
+                "trace_ts_ns": fill.trace_ts_ns,
+                "symbol": fill.symbol,
+                "ts_ns": fill.ts_ns,
+                "timestamp": dt.datetime.fromtimestamp(fill.ts_ns / 1e9, dt.UTC).isoformat(),
+                "action": fill.side,
+                "size_usd": fill.qty * fill.price,
+                "price": fill.price,
+                "expected_edge_bps": ctx.expected_edge_bps,
+                "consensus_score": ctx.consensus_score,
+                "engine_votes": dict(ctx.engine_votes) if ctx.engine_votes else None,
+                "regime": ctx.regime,
+                "features_hash": ctx.features_hash,
+                "costs_bps": cost_bps,
+                "realized_pnl_usd": result.closed.realized_pnl_usd if result.closed else None,
+                "trade_id": (result.closed or result.trade).trade_id,
+                "order_id": fill.order_id,
+                "fill_id": fill.fill_id,
+                "venue": fill.venue,
+            }
         )
         out.emit(event)
-        tm.EVENTS_TOTAL.labels(fill.side).inc()
+        self.writes.count(tm.EVENTS_TOTAL, fill.side)
         self.events_written += 1
         blob = self._ledger_blob(fill.symbol)
         out.call(lambda pipe: pipe.hset(LEDGER_KEY, fill.symbol, blob))
@@ -312,12 +338,12 @@ class Telemetry(Service):
         ):
             self._gauge(tm.POSITION_SIZE_USD, "position_size_usd", symbol, value)
             self._gauge(tm.PNL_USD, "pnl_usd", symbol, total)
-            tm.PNL_REALIZED_USD.labels(symbol).set(realized)
-            tm.PNL_UNREALIZED_USD.labels(symbol).set(unrealized)
-            tm.FEES_USD.labels(symbol).set(fees)
+            self.writes.set(tm.PNL_REALIZED_USD, realized, symbol)
+            self.writes.set(tm.PNL_UNREALIZED_USD, unrealized, symbol)
+            self.writes.set(tm.FEES_USD, fees, symbol)
             dd_usd, dd_pct = self.drawdown.setdefault(symbol, Drawdown(equity)).update(total)
-            tm.DRAWDOWN_USD.labels(symbol).set(dd_usd)
-            tm.DRAWDOWN_PCT.labels(symbol).set(dd_pct)
+            self.writes.set(tm.DRAWDOWN_USD, dd_usd, symbol)
+            self.writes.set(tm.DRAWDOWN_PCT, dd_pct, symbol)
         tm.GROSS_EXPOSURE_USD.set(sum(abs(x.position_usd) for x in self.positions.values()))
 
     def _portfolio_sums(self) -> tuple[float, float, float, float, float]:
@@ -331,7 +357,11 @@ class Telemetry(Service):
         )
 
     def on_batch_end(self, out: Outbox) -> None:
-        pass
+        self.writes.flush()
+
+    async def on_batch_failed(self) -> None:
+        # The batch is handled again: its writes come again then (counted once).
+        self.writes.discard()
 
     # ---- the 1 s poll ------------------------------------------------------------------
 
@@ -341,11 +371,11 @@ class Telemetry(Service):
         while not self.stopping:
             lengths, groups = await poll(self.r, streams)
             for stream, n in lengths.items():
-                tm.STREAM_LENGTH.labels(stream).set(n)
+                self.child(tm.STREAM_LENGTH, stream).set(n)
             for g in groups:
                 if g.lag is not None:
-                    tm.STREAM_GROUP_LAG.labels(g.stream, g.group).set(g.lag)
-                tm.STREAM_GROUP_PENDING.labels(g.stream, g.group).set(g.pending)
+                    self.child(tm.STREAM_GROUP_LAG, g.stream, g.group).set(g.lag)
+                self.child(tm.STREAM_GROUP_PENDING, g.stream, g.group).set(g.pending)
             if self.ts.enabled:
                 now_ms = time.time_ns() // 1_000_000
                 samples: list[Sample] = [(m, s, now_ms, v) for (m, s), v in self.gauges.items()]

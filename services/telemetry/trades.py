@@ -37,7 +37,9 @@ class Bounded(OrderedDict[K, V], Generic[K, V]):
             self.popitem(last=False)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen (nothing changes one once made): one is built per signal, and a frozen
+# dataclass costs three times as much to construct.
+@dataclass(slots=True)
 class DecisionContext:
     """Why an order was sent: the signal it came from and the blended edge."""
 

@@ -137,8 +137,8 @@ def test_a_service_cannot_halt_the_desk_or_touch_the_server(acl_redis: AclRedis)
 
 async def test_model_router_runs_end_to_end_as_its_own_user(acl_redis: AclRedis) -> None:
     admin = acl_redis.client("admin")
-    for i in range(20):
-        admin.xadd(FEATURES, features(i))
+    for i in range(20):  # one symbol each: the router decides once per symbol per batch
+        admin.xadd(FEATURES, features(i, symbol=f"SYM-{i}"))
     admin.xadd(FEATURES, {"symbol": "X", "mid": "oops"})  # goes to the dlq, as its user
     async with running(ModelRouter(), acl_redis.url("model_router")) as svc:
         await wait_for(lambda: svc.processed == 21, what="21 features entries handled")

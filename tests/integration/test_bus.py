@@ -160,6 +160,55 @@ async def test_a_crashed_consumers_pending_entries_are_reclaimed(r: Redis, redis
     assert await r.xlen(SIGNALS) == 10
 
 
+async def test_a_restarted_consumer_handles_its_own_idle_pending_once(
+    r: Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a crash, the same consumer re-reads its own pending while the reclaimer would
+    find the very same entries idle: each must be handled once, not by both."""
+    monkeypatch.setenv("EDGEBUS_CONSUMER", "echo@same")
+    settings = BusSettings(block_ms=50, claim_idle_ms=50, claim_interval_s=0.01)
+    before = Bus(r, "echo", [MD_TICKS], settings, consumer="echo@same")
+    await before.ensure_groups()
+    for i in range(50):
+        await r.xadd(MD_TICKS, tick(i=i))
+    taken = await before.read()  # delivered, never acked: the process "died"
+    assert len(taken) == 50
+    await asyncio.sleep(0.06)  # idle past claim_idle_ms: the reclaimer may take them
+    svc = Echo(settings)
+    async with running(svc, redis_url):
+        await wait_for(lambda: _zero(pending(r, MD_TICKS, "echo")), what="all acked")
+    assert sorted(svc.seen) == sorted(e.entry_id for e in taken)  # each once
+    assert await r.xlen(SIGNALS) == 50
+
+
+async def test_a_batch_interval_gathers_entries_into_one_batch(r: Redis, redis_url: str) -> None:
+    class Counting(Echo):
+        def __init__(self) -> None:
+            super().__init__(BusSettings(block_ms=50, batch_interval_ms=1_000))
+            self.batches: list[int] = []
+            self._n = 0
+
+        def on_message(self, entry: Entry, out: Outbox) -> None:
+            super().on_message(entry, out)
+            self._n += 1
+
+        def on_batch_end(self, out: Outbox) -> None:
+            self.batches.append(self._n)
+            self._n = 0
+
+    svc = Counting()
+    async with running(svc, redis_url):
+        await r.xadd(MD_TICKS, tick(i=0))
+        await wait_for(lambda: svc.batches == [1], what="first batch")
+        # the consumer now waits a second before reading again: these five gather
+        async with r.pipeline(transaction=False) as pipe:
+            for i in range(1, 6):
+                pipe.xadd(MD_TICKS, tick(i=i))
+            await pipe.execute()
+        await wait_for(lambda: len(svc.seen) == 6, what="all handled")
+    assert svc.batches == [1, 5]
+
+
 async def test_outputs_are_capped_by_approximate_maxlen(r: Redis) -> None:
     bus = Bus(r, "echo", [], BusSettings(maxlen=1_000))
     sig = Signal(symbol="X", ts_ns=1, model_id="m", horizon="1m", edge_bps=0.0, confidence=0.0)

@@ -22,9 +22,10 @@ async def test_a_non_utf8_entry_is_dead_lettered_and_its_neighbours_get_through(
     r: Redis, redis_url: str
 ) -> None:
     raw = redis.Redis.from_url(redis_url)
-    raw.xadd(FEATURES, features(1))
+    # Two symbols: the router decides once per symbol per batch, on its latest features.
+    raw.xadd(FEATURES, features(1, symbol="BTC-USD"))
     bad_id = raw.xadd(FEATURES, {b"symbol": b"\xff\xfe\x00", b"ts_ns": b"\xc3("}).decode()
-    raw.xadd(FEATURES, features(3))
+    raw.xadd(FEATURES, features(3, symbol="ETH-USD"))
     raw.close()
     async with running(ModelRouter(), redis_url) as svc:
         await wait_for(lambda: svc.processed == 3, what="all three entries handled")

@@ -29,8 +29,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def features(i: int) -> dict[str, str | int | float]:
+    # One symbol per entry: the router decides once per symbol per batch (conflation),
+    # so distinct symbols make every entry show up as its own signal.
     return support_features(
-        i, symbol="ETH-USD", ts_base_ns=1_700_000_000_000_000_000, bid_size=1.0, ask_size=3.0
+        i, symbol=f"ETH-{i}", ts_base_ns=1_700_000_000_000_000_000, bid_size=1.0, ask_size=3.0
     )
 
 

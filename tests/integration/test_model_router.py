@@ -1,6 +1,7 @@
-"""model_router on a real Redis: every features entry gives its consensus signal, a
-rules reload under load takes effect on the next batch with nothing lost, and bad rules
-are refused naming the key while the old rules stay in force."""
+"""model_router on a real Redis: every features entry is handled and each batch gives
+one consensus signal per symbol, on its latest features; a rules reload under load
+takes effect on the next batch with nothing lost, and bad rules are refused naming the
+key while the old rules stay in force."""
 
 from __future__ import annotations
 
@@ -105,19 +106,22 @@ async def test_reload_under_load_takes_effect_on_the_next_batch_and_loses_nothin
         await wait_for(lambda: svc.processed == produced, timeout_s=20, what="all processed")
         assert await pending(r) == 0
     sigs = await consensus_signals(r)
-    by_ts = sorted(sigs, key=lambda f: int(f["ts_ns"]))
-    # every features entry produced exactly one consensus signal
-    assert [int(f["ts_ns"]) for f in by_ts] == [T0 + i * 1_000_000 for i in range(produced)]
-    seq = [(f["horizon"], tuple(orjson.loads(f["votes"]))) for f in by_ts]
+    index = [(int(f["ts_ns"]) - T0) // 1_000_000 for f in sigs]
+    # One symbol: each batch (at most 50 entries) gives one consensus signal, on its
+    # latest features, so the signals' entries increase, at most 50 apart, up to the last.
+    assert index == sorted(set(index)) and index[-1] == produced - 1
+    assert all(b - a <= BUS["batch_size"] for a, b in zip([-1, *index], index, strict=False))
+    seq = [(f["horizon"], tuple(orjson.loads(f["votes"]))) for f in sigs]
     old, new = ("1m", ("book_pressure",)), ("5m", ("ma_momentum",))
     assert set(seq) == {old, new}
     switch_at = seq.index(new)
     # one clean switch point between two batches: old rules before it, new rules after
     assert seq[:switch_at] == [old] * switch_at
-    assert seq[switch_at:] == [new] * (produced - switch_at)
+    assert seq[switch_at:] == [new] * (len(seq) - switch_at)
     # entries handled before the new version was stored used the old rules; everything
     # handled after the apply (announced between batches) used the new ones
-    assert processed_before_store <= switch_at <= processed_when_seen_applied
+    assert processed_before_store <= index[switch_at]
+    assert index[switch_at - 1] < processed_when_seen_applied
     # the leader changed with the rules: logged on router.switches
     switches = [f for _, f in await r.xrange(ROUTER_SWITCHES)]
     assert [(f["symbol"], f["from_model"], f["to_model"]) for f in switches] == [
@@ -144,8 +148,8 @@ async def test_a_bad_stored_version_is_refused_naming_the_key_and_old_rules_stay
         note = await wait_for(lambda: pubsub.get_message(timeout=0.1), what="param.rejected")
         reason = orjson.loads(note["data"])["reason"]
         assert "rules.0.models.0.weight" in reason
-        for i in range(10):
-            await r.xadd(FEATURES, features(i))
+        for i in range(10):  # one symbol each: every entry is decided on (no conflation)
+            await r.xadd(FEATURES, features(i, symbol=f"SYM-{i}"))
         await wait_for(lambda: svc.processed == 10, what="processed")
         assert svc.config_version == 0
     await pubsub.aclose()

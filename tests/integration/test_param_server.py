@@ -3,6 +3,7 @@ rejection changing nothing, and services (re)starting on the latest version."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from services.risk_harmoniser.config import RiskParams
 from services.risk_harmoniser.service import RiskHarmoniser
 from shared.config import (
     COMPONENTS,
+    StoredConfig,
     content_hash,
     fetch_version,
     history,
@@ -182,4 +184,95 @@ async def test_a_stored_version_a_service_cannot_validate_is_refused_by_it(
         )
         note = await seen.wait(lambda _: seen.on(PARAM_REJECTED, service="risk_harmoniser"))
         assert "max_positon_usd: unknown key" in note[0]["reason"] and note[0]["version"] == 1
+        assert rh.config_version == 0 and rh.config.equity_usd == 1_000_000
+
+
+async def test_a_file_changed_between_two_reloads_is_applied_with_its_new_value(
+    r: Redis, redis_url: str, home: Path
+) -> None:
+    """The parameter server skips parsing a file it has validated byte for byte, so the
+    second reload must see the new bytes even at the same size and mtime."""
+    live = home / "conf" / "live.yml"
+    async with (
+        running(ParameterServer(), redis_url),
+        running(RiskHarmoniser(), redis_url) as rh,
+    ):
+        await wait_for(lambda: listening(r, PARAM_RELOAD), what="param.reload subscriber")
+        await wait_for(lambda: rh.config_version == 1, what="seed applied")
+        live.write_text(GOOD_RISK.replace("equity_usd: 1000000", "equity_usd: 1111111"))
+        before = live.stat()
+        await reload(r, "conf/live.yml")
+        await wait_for(lambda: rh.config_version == 2, what="version 2 applied")
+        assert rh.config.equity_usd == 1_111_111  # type: ignore[attr-defined]
+        await reload(r, "conf/live.yml")  # unchanged: a new version, same content
+        await wait_for(lambda: rh.config_version == 3, what="version 3 applied")
+        assert rh.config.equity_usd == 1_111_111  # type: ignore[attr-defined]
+        live.write_text(GOOD_RISK.replace("equity_usd: 1000000", "equity_usd: 2222222"))
+        os.utime(live, ns=(before.st_atime_ns, before.st_mtime_ns))
+        await reload(r, "conf/live.yml")
+        await wait_for(lambda: rh.config_version == 4, what="version 4 applied")
+        assert rh.config.equity_usd == 2_222_222  # type: ignore[attr-defined]
+    stored = await fetch_version(r, "risk_harmoniser")
+    assert stored is not None and stored.config["equity_usd"] == 2_222_222
+
+
+async def test_the_announcement_carries_the_stored_version_exactly(
+    r: Redis, redis_url: str, home: Path
+) -> None:
+    """param.updated carries the stored content (services apply it without fetching);
+    numbers keep every digit (cjson would round 17 significant digits to 14)."""
+    (home / "conf" / "precise.yml").write_text(
+        GOOD_RISK.replace("equity_usd: 1000000", "equity_usd: 1234567.8901234567")
+    )
+    async with Announcements(r) as seen, running(ParameterServer(), redis_url):
+        await wait_for(lambda: listening(r, PARAM_RELOAD), what="param.reload subscriber")
+        await reload(r, "conf/precise.yml")
+        notes = await seen.wait(
+            lambda _: seen.on(PARAM_UPDATED, component="risk_harmoniser", version=2)
+        )
+    stored = await fetch_version(r, "risk_harmoniser")
+    assert stored is not None and stored.version == 2
+    assert notes[0]["config"]["equity_usd"] == 1234567.8901234567
+    assert StoredConfig.from_note(notes[0]) == stored
+
+
+async def test_an_announced_version_that_was_never_stored_is_undone_by_the_resync(
+    r: Redis, redis_url: str, home: Path
+) -> None:
+    """A service applies a note's content without asking the store; a forged one (only
+    possible without ACLs) lasts until the next resync, and later real versions are
+    not ignored as older than it."""
+    await store_version(r, "risk_harmoniser", RiskParams(equity_usd=7.0), "test", "nobody")
+    async with running(RiskHarmoniser(), redis_url) as rh:
+        assert (rh.config_version, rh.config.equity_usd) == (1, 7.0)
+        forged = {
+            "component": "risk_harmoniser",
+            "version": 99,
+            "hash": "0123456789abcdef",
+            "config": {"equity_usd": 5.0},
+        }
+        await r.publish(PARAM_UPDATED, orjson.dumps(forged))
+        await wait_for(lambda: rh.config_version == 99, what="the note applied as it came")
+        assert rh.config.equity_usd == 5.0
+        await wait_for(lambda: rh.config_version == 1, timeout_s=5, what="back on the store's")
+        assert rh.config.equity_usd == 7.0
+        await store_version(r, "risk_harmoniser", RiskParams(equity_usd=8.0), "test", PARAM_UPDATED)
+        await wait_for(lambda: rh.config_version == 2, what="version 2 applied")
+        assert rh.config.equity_usd == 8.0
+
+
+async def test_an_announced_content_a_service_cannot_validate_is_refused_by_it(
+    r: Redis, redis_url: str, home: Path
+) -> None:
+    async with Announcements(r) as seen, running(RiskHarmoniser(), redis_url) as rh:
+        note = {
+            "component": "risk_harmoniser",
+            "version": 1,
+            "hash": "x",
+            "config": {"max_positon_usd": 1},
+        }
+        await r.publish(PARAM_UPDATED, orjson.dumps(note))
+        refused = await seen.wait(lambda _: seen.on(PARAM_REJECTED, service="risk_harmoniser"))
+        assert "max_positon_usd: unknown key" in refused[0]["reason"]
+        assert refused[0]["version"] == 1
         assert rh.config_version == 0 and rh.config.equity_usd == 1_000_000

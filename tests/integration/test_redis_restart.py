@@ -25,7 +25,9 @@ pytestmark = pytest.mark.integration
 
 
 def features(i: int) -> dict[str, str | int | float]:
-    return support_features(i, ts_base_ns=1_700_000_000_000_000_000)
+    # One symbol per entry: the router decides once per symbol per batch (conflation),
+    # so distinct symbols make every entry show up as its own signal.
+    return support_features(i, symbol=f"SYM-{i}", ts_base_ns=1_700_000_000_000_000_000)
 
 
 class Feeder:

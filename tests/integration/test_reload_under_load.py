@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-admin-token"
 
-# Router rule files and how many signals each makes per features entry: one consensus
+# Router rule files and how many signals each makes per symbol and batch: one consensus
 # signal per matched rule and horizon (no shadow models, so nothing else on `signals`).
 ONE = "rules:\n  - {pattern: '*', horizon: 1m, models: [{id: book_pressure}]}\n"
 TWO = ONE + "  - {pattern: '*', horizon: 5m, models: [{id: ma_momentum}]}\n"
@@ -52,29 +53,34 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 class RecordingRouter(ModelRouter):
-    """The model router, noting for each entry the config version it ran under and how
-    many signals it made, and the versions seen within each batch."""
+    """The model router, noting for each entry the config version it ran under, and for
+    each batch the versions seen, the latest ts_ns per symbol and the signals made."""
 
     def __init__(self) -> None:
         super().__init__()
         self.version_of: dict[str, int] = {}
-        self.signals_of: dict[str, int] = {}
         self.handled_twice = 0
-        self.batch_versions: list[set[int]] = []
-        self._batch: set[int] = set()
+        # per batch: versions seen, symbol -> latest ts_ns, Counter of (symbol, ts_ns) signalled
+        self.batches: list[tuple[set[int], dict[str, int], Counter[tuple[str, int]]]] = []
+        self._versions: set[int] = set()
+        self._latest: dict[str, int] = {}
 
     def on_message(self, entry: Entry, out: Outbox) -> None:
-        before = len(out.messages)
         super().on_message(entry, out)
         self.handled_twice += entry.entry_id in self.version_of
         self.version_of[entry.entry_id] = self.config_version
-        made = out.messages[before:]
-        self.signals_of[entry.entry_id] = sum(stream == SIGNALS for stream, _ in made)
-        self._batch.add(self.config_version)
+        assert isinstance(entry.message, Features)
+        self._latest[entry.message.symbol] = entry.message.ts_ns
+        self._versions.add(self.config_version)
 
     def on_batch_end(self, out: Outbox) -> None:
-        self.batch_versions.append(self._batch)
-        self._batch = set()
+        before = len(out.messages)
+        super().on_batch_end(out)
+        made = Counter(
+            (msg.symbol, msg.ts_ns) for stream, msg in out.messages[before:] if stream == SIGNALS
+        )
+        self.batches.append((self._versions, self._latest, made))
+        self._versions, self._latest = set(), {}
 
 
 def features(i: int) -> dict[str, str]:
@@ -149,11 +155,17 @@ async def test_reloads_while_1000_entries_per_s_flow_lose_nothing(
         i + 3: f"reload:conf/{name}" for i, name in enumerate(reloads)
     }
     expected = {2: 1} | {i + 3: RULE_FILES[n][1] for i, n in enumerate(reloads)}
-    wrong = [i for i in ids if mr.signals_of[i] != expected[mr.version_of[i]]]
+    # Each batch: per symbol, as many signals as its version's rules say, all on the
+    # symbol's latest features of that batch (conflation), and nothing else.
+    wrong = [
+        (versions, latest, made)
+        for versions, latest, made in mr.batches
+        if made != Counter({(sym, ts): expected[min(versions)] for sym, ts in latest.items()})
+    ]
     assert wrong == []
-    assert await r.xlen(SIGNALS) == sum(mr.signals_of.values())
+    assert await r.xlen(SIGNALS) == sum(made.total() for _, _, made in mr.batches)
     # Swaps land between batches, in order, and every reload was in effect mid-flow.
-    assert all(len(versions) == 1 for versions in mr.batch_versions if versions)
+    assert all(len(versions) == 1 for versions, _, _ in mr.batches if versions)
     in_order = [mr.version_of[i] for i in ids]
     assert in_order == sorted(in_order)
     assert set(in_order) == set(expected)

@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from services.risk_harmoniser.config import RiskParams
-from services.risk_harmoniser.service import STATE_KEY, RiskHarmoniser
+from services.risk_harmoniser.service import FILLS_KEY, STATE_KEY, RiskHarmoniser
 from shared.bus import Bus
 from shared.config import BusSettings
 from shared.control import TRADING_KEY
@@ -131,3 +131,42 @@ async def test_halt_stops_orders_and_is_reported_on_every_decision(
     async with running(svc, redis_url):
         assert svc.trading.halted  # restarted while halted: stays halted
     assert await r.xlen(MD_TICKS) == 1
+
+
+def _fill(fill_id: str, order_id: str, qty: float) -> Fill:
+    return Fill(
+        fill_id=fill_id,
+        order_id=order_id,
+        symbol="BTC-USD",
+        ts_ns=time.time_ns(),
+        side="buy",
+        qty=qty,
+        price=65_001.0,
+        fee=1.0,
+        slippage_bps=0.1,
+    )
+
+
+async def test_fill_ids_are_appended_to_their_list_and_dedupe_after_a_restart(
+    r: Redis, redis_url: str
+) -> None:
+    # a snapshot from before the list existed: its fill ids are in the state itself
+    legacy = {"portfolio": {"holdings": {}, "working": {}, "marks": {}, "fills": ["old-1"]}}
+    await r.set(STATE_KEY, orjson.dumps(legacy))
+    bus = Bus(r, "test", (), BusSettings())
+    async with running(_svc(), redis_url) as svc:
+        await _feed(r, 40.0)
+        orders = await wait_for(lambda: r.xrange(ORDERS), what="an order")
+        order_id, qty = orders[0][1]["order_id"], float(orders[0][1]["qty"])
+        await bus.publish([_fill("old-1", order_id, qty / 2)])  # known: ignored
+        await bus.publish([_fill("f1", order_id, qty / 2)])
+        await wait_for(lambda: svc.processed >= 4, what="the fills handled")
+        assert svc.engine.portfolio.exposure_qty("BTC-USD") == pytest.approx(qty)
+        assert await r.lrange(FILLS_KEY, 0, -1) == ["old-1", "f1"]
+        assert "fills" not in orjson.loads(await r.get(STATE_KEY))["portfolio"]
+    async with running(_svc(), redis_url) as svc:
+        await bus.publish([_fill("f1", order_id, qty / 2)])  # a redelivered copy
+        await wait_for(lambda: svc.processed >= 1, what="the copy handled")
+        assert svc.engine.portfolio.exposure_qty("BTC-USD") == pytest.approx(qty)
+        assert svc.engine.portfolio.holdings["BTC-USD"].qty == pytest.approx(qty / 2)
+        assert await r.lrange(FILLS_KEY, 0, -1) == ["old-1", "f1"]

@@ -154,14 +154,15 @@ def test_pipeline_gives_what_the_validating_pipeline_gives(
 
 def test_synthetic_outputs_are_unchanged() -> None:
     """A digest of the wire bytes of 4,000 ticks and features of the synthetic market
-    (default config, fixed times), recorded from the code before the fast paths."""
+    (default config, fixed times), recorded from the code before the fast paths, and
+    again once the walk gained its pull to the start price (``PULL_PER_TICK``)."""
     bus = FeatureBus(load_file("feature_bus"))
     h = hashlib.sha256()
     for k in range(8):
         quotes = list(bus.market.quotes(500, 1_763_700_000_000_000_000 + k * 10**9))
         for msg in bus.features_of(quotes):
             h.update(wire(msg))
-    assert h.hexdigest() == "4ee936cd16797b3a7bf317e3cc34164fb062dfd912c3b95a642a5b17db210663"
+    assert h.hexdigest() == "46d0ed0bfc56b7035aa7e033b80444e272aa5568294eda1006767421808951b7"
 
 
 @MANY
@@ -245,3 +246,15 @@ def test_a_batch_counts_as_its_quotes_one_by_one() -> None:
     assert (
         counts("one-by-one") == counts("batch") == (300.0, one.pipeline.score("one-by-one"), 300.0)
     )
+
+
+def test_a_long_synthetic_run_keeps_prices_near_their_start() -> None:
+    """200,000 ticks (50,000 per symbol, a bench run at full speed): without the pull to
+    the start price, panics walked prices down by 10 to 100 times."""
+    bus = FeatureBus(load_file("feature_bus"))
+    for k in range(400):
+        for _ in bus.market.quotes(500, 1_763_700_000_000_000_000 + k * 10**9):
+            pass
+        for walk in bus.market.walks:
+            ratio = walk.mid / walk.spec.start_price
+            assert 1 / 4 < ratio < 4, (walk.spec.symbol, k, ratio)

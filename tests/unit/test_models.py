@@ -7,8 +7,15 @@ import random
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from services.model_router.engines import BreakoutEngine, RangeEngine, TrendEngine
+from services.model_router.engines import (
+    BreakoutEngine,
+    DonchianChannel,
+    RangeEngine,
+    TrendEngine,
+)
 from services.model_router.meta_learner import LogisticMetaLearner, sgd_step, sigmoid
 from services.model_router.models import (
     AlphaModel,
@@ -109,6 +116,39 @@ def test_breakout_engine_waits_for_its_window_then_fires_outside_the_channel() -
     down = feat(mid=99.0, ts_ns=12)
     eng.observe(down)
     assert (eng.predict(down, "1m") or (0, 0))[0] == -30.0  # capped
+
+
+@given(
+    st.integers(min_value=1, max_value=12),
+    st.lists(st.sampled_from([99.0, 99.5, 100.0, 100.5, 101.0]) | st.floats(1.0, 1e6), max_size=80),
+)
+def test_donchian_channel_is_exactly_max_and_min_of_the_last_window(
+    window: int, mids: list[float]
+) -> None:
+    """The monotonic queues give the very values max() and min() over the window give
+    (repeated mids included: the sampled prices make ties common)."""
+    ch = DonchianChannel(window)
+    for i, mid in enumerate(mids):
+        ch.push(mid)
+        last = mids[max(0, i + 1 - window) : i + 1]
+        assert (ch.high, ch.low) == (max(last), min(last))
+        assert ch.full == (i + 1 >= window)
+        assert len(ch.highs) <= window and len(ch.lows) <= window
+
+
+def test_only_models_that_keep_state_are_observed() -> None:
+    """ModelBase.observe does nothing: the router skips it (an override is called)."""
+    reg = ModelRegistry()
+    assert {m for m in reg.models if reg.observes(m)} == {"breakout"}
+
+    class Counting(BookPressure):
+        seen = 0
+
+        def observe(self, f: Features) -> None:
+            self.seen += 1
+
+    reg.models["book_pressure"] = Counting()
+    assert reg.observes("book_pressure")
 
 
 def test_logistic_step_matches_the_gradient_by_hand() -> None:

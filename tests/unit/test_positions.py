@@ -56,6 +56,16 @@ def test_daily_pnl_resets_at_midnight_utc() -> None:
     assert a.daily_pnl_usd(20.0) == 7.5 and a.equity_usd(20.0) == 1020.0
 
 
+@given(st.lists(st.integers(0, 3 * DAY_NS), min_size=1, max_size=20))
+def test_new_day_says_whether_roll_would_roll(steps: list[int]) -> None:
+    # the engine sums every book for roll only when new_day says a day starts
+    a = Account()
+    ts = T0
+    for step in steps:
+        ts += step
+        assert a.new_day(ts) == a.roll(ts, float(step))
+
+
 def test_engine_daily_pnl_across_midnight() -> None:
     e = ExecutionEngine(cfg())
     out = Outputs()
@@ -120,3 +130,11 @@ def test_engine_round_trip_with_zero_spread_and_fees_is_flat_and_zero(
     s.feed(order(2, qty=qty, side="sell", oid="o2"), tick(10, price, price, size=100.0))
     book = s.engine.books["X"]
     assert abs(book.qty) < 1e-9 and book.total_pnl_usd == pytest.approx(0.0, abs=1e-9 * price)
+
+
+def test_book_as_dict_is_every_field() -> None:
+    from dataclasses import asdict
+
+    b = PositionBook(qty=1.5, avg_price=100.25, realized_pnl_usd=-3.0, fees_usd=0.125, mark=101.0)
+    assert list(b.as_dict().items()) == list(asdict(b).items())
+    assert PositionBook(**b.as_dict()) == b

@@ -305,3 +305,166 @@ def test_outcomes_score_models_and_train_the_meta_learner() -> None:
     (sig,) = signals(router.handle(feat(ts_ns=T0 + 2 * SEC, mid=100.1)))
     assert sig.votes is not None
     assert sig.votes["book_pressure"]["reliability"] == pytest.approx(0.9375)
+
+
+# ---- conflation: observe every message, decide once per symbol per batch ------------
+
+SIX = {
+    "regimes": {"TREND": ["book_pressure", "ma_momentum", "trend", "breakout", "meta_logistic"]},
+    "rules": [
+        {
+            "pattern": "*",
+            "horizon": "1m",
+            "models": [
+                {"id": "book_pressure"},
+                {"id": "ma_momentum"},
+                {"id": "breakout", "weight": 0.5},
+                {"id": "trend", "shadow": True},
+            ],
+        },
+        {"pattern": "*", "horizon": "5m", "models": [{"id": "trend"}]},
+    ],
+}
+
+
+def walk(n: int, symbol: str = "BTC-USD", start_ns: int = T0) -> list[Features]:
+    """A wandering mid with a moving book, 10 ms apart, each with its own trace."""
+    out = []
+    for i in range(n):
+        mid = 100.0 + ((i * 7) % 11 - 5) * 0.03 + i * 0.01
+        out.append(
+            feat(
+                symbol=symbol,
+                ts_ns=start_ns + i * 10_000_000,
+                trace_ts_ns=start_ns + i * 10_000_000 - 1_000,
+                mid=mid,
+                bid_size=1.0 + i % 4,
+                ema_short=mid,
+                ema_long=100.0,
+                features_hash=f"{symbol}-{i}",
+            )
+        )
+    return out
+
+
+def test_a_batch_of_one_symbol_makes_one_signal_per_horizon_on_the_latest_features() -> None:
+    router = Router(rules(SIX))
+    batch = walk(80)
+    for f in batch:
+        router.observe(f)
+    out = signals(router.decide())
+    last = batch[-1]
+    assert [(s.model_id, s.horizon, s.shadow) for s in out] == [
+        (CONSENSUS_ID, "1m", False),
+        (CONSENSUS_ID, "5m", False),
+        ("trend", "1m", True),
+    ]
+    assert {(s.ts_ns, s.trace_ts_ns, s.features_hash, s.mid) for s in out} == {
+        (last.ts_ns, last.trace_ts_ns, last.features_hash, last.mid)
+    }
+    assert router.signals == 3
+    assert router.decide() == []  # decided: nothing left until the next message
+    # one prediction queued per (symbol, horizon) decided, not one per message
+    assert router.outcomes.pending() == 2
+
+
+def test_models_observe_every_message_of_a_batch_exactly_as_one_by_one() -> None:
+    batch = walk(80)
+    batch[-1] = batch[-1].model_copy(update={"mid": 102.0, "ema_short": 102.0})  # breaks out
+    one_by_one, conflated = Router(rules(SIX)), Router(rules(SIX))
+    last_sig = None
+    for f in batch:
+        last_sig = signals(one_by_one.handle(f))[0]
+    for f in batch:
+        conflated.observe(f)
+    sig = signals(conflated.decide())[0]
+    a, b = one_by_one.registry.models["breakout"], conflated.registry.models["breakout"]
+    assert b._channel == a._channel and b._channel  # type: ignore[attr-defined]
+    last = batch[-1]
+    for model_id in ("book_pressure", "ma_momentum", "breakout", "trend"):
+        assert conflated.registry.models[model_id].predict(last, "1m") == (
+            one_by_one.registry.models[model_id].predict(last, "1m")
+        ), model_id
+    assert b.predict(last, "1m") is not None  # the window is full: breakout has a say
+    # Same votes on the latest features; only the consensus weights may differ (the
+    # one-by-one router has 80 rows of vote history for its correlation matrix).
+    assert last_sig is not None and last_sig.votes is not None and sig.votes is not None
+    assert set(sig.votes) == set(last_sig.votes) == {"book_pressure", "ma_momentum", "breakout"}
+    for model_id, vote in sig.votes.items():
+        theirs = last_sig.votes[model_id]
+        assert (vote["edge_bps"], vote["confidence"]) == (theirs["edge_bps"], theirs["confidence"])
+
+
+def test_two_symbols_in_one_batch_each_get_their_signal_in_the_order_of_their_latest() -> None:
+    router = Router(rules(ONE_RULE))
+    btc = walk(5, "BTC-USD")
+    eth = walk(5, "ETH-USD", start_ns=T0 + 1)
+    # interleaved, BTC last: ETH's latest comes first
+    for b, e in zip(btc, eth, strict=True):
+        router.observe(e)
+        router.observe(b)
+    out = signals(router.decide())
+    assert [(s.symbol, s.ts_ns, s.features_hash) for s in out] == [
+        ("ETH-USD", eth[-1].ts_ns, "ETH-USD-4"),
+        ("BTC-USD", btc[-1].ts_ns, "BTC-USD-4"),
+    ]
+
+
+def test_outcomes_are_scored_per_message_inside_a_batch() -> None:
+    """A prediction matures at the first message at or past its horizon, even when that
+    message is not the latest of its batch (the outcome is its move, not the latest's)."""
+    router = Router(
+        rules({"rules": [{"pattern": "*", "horizon": "1s", "models": [{"id": "book_pressure"}]}]})
+    )
+    router.handle(feat(ts_ns=T0, mid=100.0))  # bid-heavy book: calls up
+    for ts_ns, mid in ((T0 + SEC // 2, 100.05), (T0 + SEC, 100.1), (T0 + 2 * SEC, 99.0)):
+        router.observe(feat(ts_ns=ts_ns, mid=mid))
+    card = router.registry.scorecard("book_pressure", "1s")
+    assert (card.scored, card.hits, card.last_outcome_ns) == (1, 1, T0 + SEC)  # 100 -> 100.1
+    router.decide()
+    assert router.outcomes.pending() == 1  # the decision on the latest, queued once
+
+
+def test_an_unrouted_symbol_is_observed_for_outcomes_but_never_decided_on() -> None:
+    router = Router(rules({"rules": [{"pattern": "BTC-*", "models": [{"id": "breakout"}]}]}))
+    router.observe(feat(symbol="AAPL"))
+    assert router.decide() == []
+    assert router.registry.models["breakout"]._mids == {}  # type: ignore[attr-defined]
+
+
+def test_discard_forgets_what_a_failed_batch_observed() -> None:
+    router = Router(rules(ONE_RULE))
+    router.observe(feat())
+    router.discard()
+    assert router.decide() == []
+
+
+def test_the_service_observes_per_entry_and_emits_at_the_end_of_the_batch() -> None:
+    import asyncio
+
+    from services.model_router.service import ModelRouter
+    from shared.bus import Entry, Outbox
+
+    svc = ModelRouter(rules(SIX))
+    btc, eth = walk(30), walk(20, "ETH-USD", start_ns=T0 + 5)
+    out = Outbox()
+    for i, f in enumerate(btc + eth):
+        svc.on_message(Entry("features", f"{i}-0", {}, f), out)
+    assert out.messages == []  # nothing decided mid-batch
+    svc.on_batch_end(out)
+    live = [
+        (m.symbol, m.horizon, m.ts_ns) for s, m in out.messages if s == "signals" and not m.shadow
+    ]
+    assert live == [
+        ("BTC-USD", "1m", btc[-1].ts_ns),
+        ("BTC-USD", "5m", btc[-1].ts_ns),
+        ("ETH-USD", "1m", eth[-1].ts_ns),
+        ("ETH-USD", "5m", eth[-1].ts_ns),
+    ]
+    # a batch whose handler failed is redelivered later: nothing is decided on it now
+    failed = Outbox()
+    svc.on_message(Entry("features", "99-0", {}, walk(1, "SOL-USD")[0]), failed)
+    asyncio.run(svc.on_batch_failed())
+    after = Outbox()
+    svc.on_batch_end(after)
+    assert [m for s, m in after.messages if s == "signals"] == []
