@@ -81,7 +81,7 @@ class FeatureBus(Service):
         their quality flags, "" when clean) or a dead letter (returns None)."""
         metrics = fm.of_source(q.source)
         metrics.quotes.inc()
-        quality = self._through_pipeline(q, out, dead, entry, time.time_ns())
+        quality = self._through_pipeline(q, out, dead, entry)
         metrics.quality_score.set(self.pipeline.score(q.source))
         return quality
 
@@ -90,9 +90,8 @@ class FeatureBus(Service):
     ) -> None:
         """``handle_quote`` for a source's batch, with the per-source counter and gauge
         updated once per batch rather than per quote."""
-        now_ns = time.time_ns()
         for q in quotes:
-            self._through_pipeline(q, out, dead, None, now_ns)
+            self._through_pipeline(q, out, dead, None)
         sources = {q.source for q in quotes}
         for source in sources:
             n = len(quotes) if len(sources) == 1 else sum(q.source == source for q in quotes)
@@ -106,7 +105,6 @@ class FeatureBus(Service):
         out: list[Message],
         dead: list[DeadLetter],
         entry: Entry | None,
-        now_ns: int,
     ) -> str | None:
         outcome = self.pipeline.process(q)
         if outcome.reason is not None:
@@ -121,7 +119,7 @@ class FeatureBus(Service):
         out.append(outcome.tick)
         out.append(outcome.features)
         if q.recv_ts_ns:
-            fm.LATENCY.observe(q.source, max(0.0, (now_ns - q.ts_ns) / 1e9))
+            fm.LATENCY.observe(q.source, max(0.0, (time.time_ns() - q.ts_ns) / 1e9))
         return outcome.tick.quality
 
     def on_message(self, entry: Entry, out: Outbox) -> None:
