@@ -176,13 +176,19 @@ class Message(BaseModel):
         meets its constraints. Then the result equals ``cls(**values)``, field order and
         value types included (tests check it against the constructor). Never use it for
         input from outside the process: that goes through ``from_fields``.
+
+        Given every field (``v`` included) in the model's order, ``values`` itself
+        becomes the message's ``__dict__`` (no copy: the caller hands it over).
         """
         m = _new(cls)
-        fields = cls._defaults.copy()
-        fields.update(values)
-        for name, factory in cls._factories.items():
-            if name not in values:
-                fields[name] = factory()
+        if len(values) == len(cls._defaults):
+            fields = values
+        else:
+            fields = cls._defaults.copy()
+            fields.update(values)
+            for name, factory in cls._factories.items():
+                if name not in values:
+                    fields[name] = factory()
         _setattr(m, "__dict__", fields)
         _setattr(m, "__pydantic_fields_set__", set(values))
         _setattr(m, "__pydantic_extra__", None)

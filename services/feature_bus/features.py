@@ -33,7 +33,7 @@ import orjson
 
 from services.feature_bus.config import FeatureParams
 from services.feature_bus.indicators import Adx, Ema, EwmaVariance, RollingMean
-from shared.messages import MAX_NS, Features, Regime, Tick
+from shared.messages import MAX_NS, SCHEMA_VERSION, Features, Regime, Tick
 
 
 def features_hash(values: tuple[float, ...]) -> str:
@@ -179,7 +179,8 @@ class FeatureState:
             trend_bps,
         )
         plus_di, minus_di = self.adx.plus_di, self.adx.minus_di
-        fields: dict[str, Any] = {
+        fields: dict[str, Any] = {  # every field, in Features' order (see Message.trusted)
+            "v": SCHEMA_VERSION,
             "trace_ts_ns": tick.trace_ts_ns,
             "symbol": tick.symbol,
             "ts_ns": tick.ts_ns,

@@ -17,7 +17,7 @@ from typing import Any
 from services.feature_bus.config import FeatureParams, QualityParams
 from services.feature_bus.features import FeatureState, valid_ids
 from services.feature_bus.quality import QualityScore, SymbolTrack
-from shared.messages import Features, RawQuote, Tick
+from shared.messages import SCHEMA_VERSION, Features, RawQuote, Tick
 
 MAX_TRACKED = 10_000
 _INF = math.inf
@@ -73,7 +73,8 @@ class QuotePipeline:
         state = track.features
         quality = verdict.quality
         last_price, volume = q.last, q.volume
-        fields: dict[str, Any] = {
+        fields: dict[str, Any] = {  # every field, in Tick's order (see Message.trusted)
+            "v": SCHEMA_VERSION,
             "trace_ts_ns": trace_ts_ns or q.recv_ts_ns or q.ts_ns,
             "symbol": q.symbol,
             "ts_ns": q.ts_ns,

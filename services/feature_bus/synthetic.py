@@ -23,7 +23,7 @@ import random
 from collections.abc import Iterator
 
 from services.feature_bus.config import FeatureBusConfig, SymbolSpec
-from shared.messages import RawQuote
+from shared.messages import SCHEMA_VERSION, RawQuote
 
 REGIMES = ("trend", "range", "panic", "illiquid")
 # A weak pull of log(mid) back to the start price, per tick (half-life about 700 ticks
@@ -96,8 +96,8 @@ class SymbolWalk:
         depth = depth_mult * s.mean_size * (rng.expovariate(1.0) * 2 + 1e-3)
         # Built, not validated: every value is computed here, finite and of its type.
         return RawQuote.trusted(
-            {
-                "v": 1,
+            {  # every field, in RawQuote's order (see Message.trusted)
+                "v": SCHEMA_VERSION,
                 "trace_ts_ns": ts_ns,
                 "symbol": s.symbol,
                 "ts_ns": ts_ns,

@@ -258,3 +258,11 @@ def test_a_long_synthetic_run_keeps_prices_near_their_start() -> None:
         for walk in bus.market.walks:
             ratio = walk.mid / walk.spec.start_price
             assert 1 / 4 < ratio < 4, (walk.spec.symbol, k, ratio)
+
+
+def test_messages_built_without_validation_keep_the_model_field_order() -> None:
+    """Message.trusted takes a complete dict as it is: its order is the wire order."""
+    bus = FeatureBus(load_file("feature_bus"))
+    quotes = list(bus.market.quotes(50, T0))
+    for msg in [*quotes, *bus.features_of(quotes)]:
+        assert list(msg.__dict__) == list(type(msg).model_fields), type(msg).__name__

@@ -352,3 +352,10 @@ def test_trusted_fills_defaults_and_default_factories() -> None:
 def test_trusted_raw_quote_with_every_field_is_model_construct() -> None:
     values = RawQuote.from_fields(VALID["md.raw"]).__dict__
     assert_same_message(RawQuote.trusted(dict(values)), RawQuote.model_construct(**values))
+
+
+def test_trusted_with_every_field_takes_the_dict_as_is() -> None:
+    values = dict(Tick.from_fields(VALID["md.ticks"]).__dict__)
+    tick = Tick.trusted(values)
+    assert tick.__dict__ is values
+    assert_same_message(tick, Tick(**values))
