@@ -48,22 +48,23 @@ _BLAKE2B_64 = hashlib.blake2b(digest_size=8)
 
 
 def rounded_10g(values: tuple[float, ...]) -> list[float]:
-    """``[float(f"{v:.10g}") for v in values]`` in two C calls: one format for all the
-    values, one orjson parse of the numbers (correctly rounded, like float(); tests
-    compare millions). Not for "-0", which JSON reads as the integer 0 (+0.0), nor
-    for "inf" and "nan", which are not JSON: those take the per-value path."""
-    text = _format_10g(len(values)).format(*values)
-    if "-0," not in text + ",":
-        try:
-            return orjson.loads("[" + text + "]")  # type: ignore[no-any-return]
-        except orjson.JSONDecodeError:
-            pass
+    """``[float(f"{v:.10g}") for v in values]`` in two C calls: one %-format of all the
+    values as a JSON array (``%.10g`` is ``format(v, ".10g")``), one orjson parse
+    (correctly rounded, like float(); tests compare millions). Not for "-0", which JSON
+    reads as the integer 0 (+0.0), nor for "inf" and "nan", which are not JSON: those
+    take the per-value path."""
+    try:
+        text = _format_10g(len(values)) % tuple(values)
+        if "-0," not in text and "-0]" not in text:
+            return orjson.loads(text)  # type: ignore[no-any-return]
+    except (TypeError, orjson.JSONDecodeError):  # not numbers; "inf", "nan"
+        pass
     return [float(f"{v:.10g}") for v in values]
 
 
 @functools.cache
 def _format_10g(n: int) -> str:
-    return ",".join(["{:.10g}"] * n)
+    return "[" + ",".join(["%.10g"] * n) + "]"
 
 
 def classify(

@@ -49,7 +49,12 @@ def test_rounded_10g_is_float_of_10g_text(values: list[float]) -> None:
 def test_rounded_10g_on_the_edges() -> None:
     edges = (-0.0, 0.0, 5e-324, -5e-324, 1e-5, 9.9999999995, 1e16, 1.7976931348623157e308)
     for v in edges:
-        assert bits(rounded_10g((1.0, v))) == bits([1.0, float(f"{v:.10g}")])
+        want = float(f"{v:.10g}")
+        assert bits(rounded_10g((1.0, v))) == bits([1.0, want])
+        assert bits(rounded_10g((v, 1.0))) == bits([want, 1.0])
+        assert bits(rounded_10g((v,))) == bits([want])
+    with pytest.raises(ValueError, match="format code"):  # as float(f"{v:.10g}") does
+        rounded_10g(("x",))  # type: ignore[arg-type]
     assert math.isnan(rounded_10g((math.nan,))[0])
     assert rounded_10g((math.inf, -math.inf)) == [math.inf, -math.inf]
 
