@@ -139,7 +139,7 @@ class Wire:
             self._proto = proto
             if hello:
                 try:
-                    replies = await self._send(proto, hello, connect_timeout)
+                    replies = await self._submit(proto, [hello], connect_timeout)[0]
                 except BaseException:
                     self._proto = None
                     if proto.transport is not None:
@@ -171,11 +171,6 @@ class Wire:
     async def send(self, commands: Sequence[Command], timeout_s: float | None = None) -> list[Any]:
         """``submit`` and wait for the replies."""
         return await (await self.submit(commands, timeout_s))
-
-    async def _send(
-        self, proto: _Protocol, commands: Sequence[Command], timeout_s: float
-    ) -> list[Any]:
-        return await self._submit(proto, [commands], timeout_s)[0]
 
     def _submit(
         self, proto: _Protocol, groups: Sequence[Sequence[Command]], timeout_s: float
