@@ -1,0 +1,1 @@
+"""Backtest report: metrics and the report built from the backtest CSVs."""
