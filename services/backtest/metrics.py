@@ -42,26 +42,40 @@ def day_year_month(day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return months // 12 + 1970, months % 12 + 1
 
 
-def daily_returns(ts_ns: np.ndarray, equity_usd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(UTC day numbers, simple daily returns) of an equity curve.
+def daily_equity_closes(ts_ns: np.ndarray, equity_usd: np.ndarray) -> np.ndarray:
+    """Last equity_usd marked on each UTC day (event time), first to last day of the curve.
 
-    close_d = last equity_usd marked on UTC day d (event time); a day with no mark keeps
-    the previous close (return 0). r_d = close_d / close_{d-1} - 1, with close_{first-1} =
-    the first mark of the curve (the opening equity), so a one-day run has one return.
+    A calendar day with no mark keeps the previous close (a 24/7 market, or a quiet day).
     """
+    return _daily(ts_ns, equity_usd)[2]
+
+
+def _daily(ts_ns: np.ndarray, equity_usd: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
     ts = np.asarray(ts_ns, dtype=np.int64)
     eq = np.asarray(equity_usd, dtype=float)
     if ts.size == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0)
+        return np.zeros(0, dtype=np.int64), NAN, np.zeros(0)
     order = np.argsort(ts, kind="stable")
     ts, eq = ts[order], eq[order]
     days = utc_day(ts)
     all_days = np.arange(days[0], days[-1] + 1)
     # index of the last mark on or before each calendar day (forward fill)
     last_idx = np.searchsorted(days, all_days, side="right") - 1
-    closes = eq[last_idx]
-    prev = np.concatenate(([eq[0]], closes[:-1]))
-    return all_days, closes / prev - 1.0
+    return all_days, float(eq[0]), eq[last_idx]
+
+
+def daily_returns(ts_ns: np.ndarray, equity_usd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(UTC day numbers, simple daily returns) of an equity curve.
+
+    r_d = close_d / close_{d-1} - 1 with close_d = ``daily_equity_closes``, and
+    close_{first-1} = the first mark of the curve (the opening equity), so a one-day run
+    has one return and no day's PnL is lost.
+    """
+    days, opening, closes = _daily(ts_ns, equity_usd)
+    if days.size == 0:
+        return days, closes
+    prev = np.concatenate(([opening], closes[:-1]))
+    return days, closes / prev - 1.0
 
 
 def curve_from_returns(returns: np.ndarray, start: float = 1.0) -> np.ndarray:
@@ -348,7 +362,7 @@ def trade_stats(pnl_usd: Sequence[float]) -> dict[str, float]:
     p = np.asarray(pnl_usd, dtype=float)
     wins, losses = p[p > 0], p[p < 0]
     return {
-        "n_trades": float(p.size),
+        "n_trades": int(p.size),
         "hit_rate": float(wins.size / p.size) if p.size else NAN,
         "avg_win_usd": float(wins.mean()) if wins.size else NAN,
         "avg_loss_usd": float(losses.mean()) if losses.size else NAN,
@@ -465,9 +479,9 @@ def dispersion(values: Iterable[float]) -> dict[str, float]:
     """mean, std (ddof=1, NaN below two values), min, max, median of the finite values."""
     v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
     if v.size == 0:
-        return {"n": 0.0, "mean": NAN, "std": NAN, "min": NAN, "max": NAN, "median": NAN}
+        return {"n": 0, "mean": NAN, "std": NAN, "min": NAN, "max": NAN, "median": NAN}
     return {
-        "n": float(v.size),
+        "n": int(v.size),
         "mean": float(v.mean()),
         "std": float(v.std(ddof=1)) if v.size > 1 else NAN,
         "min": float(v.min()),
