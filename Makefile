@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed
 PYTEST := $(BIN)/pytest
 COMPOSE ?= $(shell command -v docker-compose >/dev/null 2>&1 && echo docker-compose || echo docker compose)
 
-.PHONY: install start test test-unit test-risk test-monitoring test-integration test-e2e \
-        lint-check lint format bench status up down logs replay chaos test-compose clean
+.PHONY: install start test test-all test-unit test-risk test-monitoring test-integration test-e2e \
+        lint-check lint format bench bench-peers status up down logs replay backtest redis-cli \
+        chaos test-compose clean
 
 install: $(STAMP)
 
@@ -23,6 +24,11 @@ start: $(STAMP)
 
 test: $(STAMP)
 	$(PYTEST) -q -p no:cacheprovider
+
+# every suite, as the seeds' README names it; `-m ""` also runs any test that a marker
+# deselects by default
+test-all: $(STAMP)
+	$(PYTEST) -q -p no:cacheprovider -m ""
 
 test-unit: $(STAMP)
 	$(PYTEST) -q tests/unit
@@ -51,12 +57,23 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
+bench-peers: $(STAMP)
+	$(BIN)/python -m bench.peers
+
 status: $(STAMP)
 	$(BIN)/edgebus status
 
 replay: $(STAMP)
 	@test -n "$(FILE)" || { echo "usage: make replay FILE=path [SPEED=x]"; exit 2; }
 	$(BIN)/edgebus replay "$(FILE)" --speed $(or $(SPEED),1)
+
+backtest: $(STAMP)
+	@test -n "$(FILE)$(ARGS)" || { echo 'usage: make backtest FILE=path [OUT=dir] [ARGS="--preset NAME ..."], or ARGS="--synthetic --ticks N --seed S"'; exit 2; }
+	$(BIN)/edgebus backtest $(if $(FILE),"$(FILE)") $(if $(OUT),--out "$(OUT)") $(ARGS)
+
+# e.g. make redis-cli ARGS="XREVRANGE fills + - COUNT 5"
+redis-cli: $(STAMP)
+	$(BIN)/edgebus redis-cli $(ARGS)
 
 chaos: $(STAMP)
 	$(BIN)/python -m bench.chaos

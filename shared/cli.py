@@ -1,16 +1,32 @@
-"""`edgebus start | run SERVICE | replay FILE | status`. All honour $REDIS_URL."""
+"""`edgebus start | run SERVICE | replay FILE | status | redis-cli ARGS | backtest ARGS`.
+
+All honour $REDIS_URL; without it, they find the stack that `edgebus start` runs through
+`.run/stack.json` (shared.stackfile).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import gc
+import importlib
 import logging
 import os
 import sys
+from collections.abc import Callable
 
 from services import SERVICE_NAMES, service_class
+from shared import stackfile
 from shared.config import ComponentConfig, load_current, load_file
+
+# Subcommands whose module parses its own arguments: name -> (module, help). Imported on
+# use, so a missing or broken one does not stop the rest of the CLI.
+PASSTHROUGH: dict[str, tuple[str, str]] = {
+    "backtest": (
+        "services.backtest.cli",
+        "the pipeline in one process, no Redis (FILE or --synthetic)",
+    ),
+}
 
 
 def _setup_logging() -> None:
@@ -75,15 +91,33 @@ async def initial_config(component: str) -> ComponentConfig:
         await r.aclose()
 
 
+def find_stack() -> stackfile.Resolved:
+    """Where the commands that need the stack go. Without $REDIS_URL, the running stack's
+    URL (from `.run/stack.json`) goes into this process's $REDIS_URL, so every
+    ``redis_url()`` below finds it."""
+    found = stackfile.resolve()
+    if found.note:
+        print(f"edgebus: {found.note}", file=sys.stderr)
+    if found.stack is not None:
+        os.environ["REDIS_URL"] = found.url
+    return found
+
+
 def status() -> int:
     """One line per service: its /health."""
     from shared.http import http_port
     from shared.launcher import get_json
 
+    found = find_stack()
+    explicit_ports = "EDGEBUS_HTTP_PORT" in os.environ or "EDGEBUS_PORT_OFFSET" in os.environ
+    ports = {n: http_port(n) for n in SERVICE_NAMES}
+    if found.stack is not None and not explicit_ports:
+        ports.update(found.stack.http_ports)  # the ports that stack's services listen on
+
     async def probe() -> int:
         bad = 0
         for name in SERVICE_NAMES:
-            port = http_port(name)
+            port = ports[name]
             doc = await get_json(port)
             if doc is None:
                 bad += 1
@@ -102,7 +136,36 @@ def status() -> int:
     return asyncio.run(probe())
 
 
+def passthrough(cmd: str, argv: list[str]) -> int:
+    """Run ``cmd``'s own ``main(argv)``; a clear message if its module is not there yet."""
+    module_name, _ = PASSTHROUGH[cmd]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (module_name + ".").startswith(exc.name + "."):
+            raise  # the module exists but imports something missing: show that
+        print(
+            f"edgebus {cmd}: not available in this version ({module_name} is missing)",
+            file=sys.stderr,
+        )
+        return 2
+    entry: Callable[[list[str]], int] = module.main
+    return int(entry(argv) or 0)
+
+
+def redis_cli(args: list[str]) -> int:
+    from shared import redis_cli as wrapper
+
+    return wrapper.run(find_stack().url, args)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # their arguments are not ours to parse (redis-cli's flags, backtest's own options)
+    if argv and argv[0] in PASSTHROUGH:
+        return passthrough(argv[0], argv[1:])
+    if argv and argv[0] == "redis-cli":
+        return redis_cli(argv[1:])
     parser = argparse.ArgumentParser(prog="edgebus", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_start = sub.add_parser("start", help="the whole stack as local processes")
@@ -117,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         "--speed", type=float, default=1.0, help="speed factor; 0 = as fast as possible"
     )
     sub.add_parser("status", help="health of every running service")
+    sub.add_parser("redis-cli", help="redis-cli ARGS... against the running stack")
+    for cmd, (_, help_text) in PASSTHROUGH.items():
+        sub.add_parser(cmd, help=f"{help_text}; `edgebus {cmd} --help` for its options")
     args = parser.parse_args(argv)
 
     if args.cmd == "start":
@@ -124,12 +190,14 @@ def main(argv: list[str] | None = None) -> int:
 
         return start(args.seconds)
     if args.cmd == "run":
+        find_stack()  # a second replica of a service joins the running stack
         return run_service(args.service)
     if args.cmd == "status":
         return status()
     if args.cmd == "replay":
         from services.feature_bus.replay import main as replay_main
 
+        find_stack()
         return replay_main(args.file, args.speed)
     return 2
 

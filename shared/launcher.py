@@ -5,6 +5,11 @@ one-line summary every few seconds. Ctrl-C, SIGTERM or $STACK_SECONDS stop
 everything cleanly (exit 0). If a child dies, the launcher says which and why, stops
 the rest and exits non-zero. Children die with the launcher (PDEATHSIG), so no
 orphan survives even a kill -9 of the launcher.
+
+The embedded Redis takes port 6379 ($EDGEBUS_REDIS_PORT) when it is free, so the
+README's `redis-cli` recipes work as written; otherwise any free port, and the banner
+gives the `redis-cli -p N` to use. `.run/stack.json` (shared.stackfile) records where the
+stack runs, so `edgebus status|replay|redis-cli` in another terminal find it.
 """
 
 from __future__ import annotations
@@ -12,17 +17,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import orjson
 
 from services import SERVICE_NAMES
-from shared.embedded_redis import EmbeddedRedis
+from shared import stackfile
+from shared.embedded_redis import REDIS_DEFAULT_PORT, EmbeddedRedis, choose_port, preferred_port
 from shared.http import http_port
 from shared.procs import die_with_parent
 
@@ -60,6 +66,7 @@ class Stack:
         self.redis: EmbeddedRedis | None = None
         self.stop_event = asyncio.Event()
         self.width = max(len(n) for n in SERVICE_NAMES)
+        self.info: stackfile.StackInfo | None = None  # what .run/stack.json says
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -68,13 +75,15 @@ class Stack:
         url = os.environ.get("REDIS_URL")
         try:
             if not url:
-                data_dir = Path(os.environ.get("EDGEBUS_RUN_DIR", ".run")) / "redis"
-                self.redis = EmbeddedRedis(data_dir).start()
-                url = self.redis.url
-                say(
-                    f"[stack] embedded redis-server on port {self.redis.port} "
-                    f"(data in {data_dir}, binary {self.redis.binary})"
-                )
+                url = self._start_embedded_redis()
+            else:
+                say('[stack] redis-cli: `redis-cli -u "$REDIS_URL" ...` or `edgebus redis-cli ...`')
+            self.info = stackfile.StackInfo.for_this_process(
+                url,
+                self.redis.port if self.redis else None,
+                {n: http_port(n) for n in SERVICE_NAMES},
+            )
+            self._record("starting")
             say(f"[stack] REDIS_URL={_redact(url)}; starting {len(SERVICE_NAMES)} services")
             env = dict(os.environ, REDIS_URL=url, PYTHONUNBUFFERED="1")
             for i, name in enumerate(SERVICE_NAMES):
@@ -82,6 +91,39 @@ class Stack:
             return await self._supervise()
         finally:
             await self._shutdown()
+
+    def _start_embedded_redis(self) -> str:
+        data_dir = stackfile.run_dir() / "redis"
+        wanted = preferred_port()
+        self.redis = EmbeddedRedis(data_dir, port=choose_port(wanted)).start()
+        port = self.redis.port
+        say(
+            f"[stack] embedded redis-server on port {port} "
+            f"(data in {data_dir}, binary {self.redis.binary})"
+        )
+        taken = f"port {wanted} is taken (another Redis?), so " if port != wanted else ""
+        if port == REDIS_DEFAULT_PORT:
+            say(
+                "[stack] plain `redis-cli` reaches it: the README's redis-cli recipes work as written"
+            )
+        else:
+            say(f"[stack] {taken}use `redis-cli -p {port} ...` for the README's redis-cli recipes")
+        say(
+            '[stack] (or `edgebus redis-cli ...` / `make redis-cli ARGS="..."`: they find this stack)'
+        )
+        return self.redis.url
+
+    def _record(self, state: str) -> None:
+        """Write .run/stack.json, so the CLI in another terminal finds this stack."""
+        assert self.info is not None
+        self.info = dataclasses.replace(self.info, state=state)
+        path = stackfile.stack_path()
+        if state == "starting":
+            other = stackfile.read(path)
+            if other and other.launcher_pid != self.info.launcher_pid and other.launcher_alive():
+                say(f"[stack] {path} named another running stack (pid {other.launcher_pid})")
+            say(f"[stack] recorded in {path} (edgebus status|replay|redis-cli find it there)")
+        stackfile.write(self.info, path)
 
     async def _spawn(self, name: str, i: int, env: dict[str, str]) -> None:
         proc = await asyncio.create_subprocess_exec(
@@ -117,6 +159,7 @@ class Stack:
         waits = {asyncio.ensure_future(p.wait()): n for n, p in self.procs.items()}
         last_ticks, last_t = 0, time.monotonic()
         next_summary = time.monotonic() + 3.0
+        ready = False
         while not self.stop_event.is_set():
             done, _ = await asyncio.wait(list(waits), timeout=0.2)
             for fut in done:
@@ -131,10 +174,18 @@ class Stack:
             if deadline and now >= deadline:
                 say(f"[stack] STACK_SECONDS={self.seconds:g} reached")
                 break
+            if not ready and await self._all_healthy():
+                ready = True
+                self._record("ready")
+                say(f"[stack] all {len(SERVICE_NAMES)} services healthy")
             if now >= next_summary:
                 next_summary = now + 3.0
                 last_ticks, last_t = await self._summary(now - started, last_ticks, last_t)
         return 0
+
+    async def _all_healthy(self) -> bool:
+        docs = await asyncio.gather(*(get_json(http_port(n), timeout_s=0.5) for n in SERVICE_NAMES))
+        return all(d is not None and d.get("status") == "ok" for d in docs)
 
     async def _summary(self, elapsed: float, last_ticks: int, last_t: float) -> tuple[int, float]:
         docs = dict(
@@ -175,6 +226,8 @@ class Stack:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
+        if self.info is not None:
+            stackfile.remove(self.info.launcher_pid)
         if self.redis is not None:
             self.redis.stop()
         say("[stack] stopped")
