@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import os
 import subprocess
@@ -62,6 +63,16 @@ def run_peer(script: Path, ticks: int) -> dict[str, Any]:
     if out.returncode != 0:
         raise PeerBenchError(f"the peer exited with {out.returncode}; its stderr is above")
     return last_json_line(out.stdout)
+
+
+def require_our_backtest(module: str = "services.backtest.cli") -> None:
+    """Fail before the peer's minute, not after it, when `edgebus backtest` is not there."""
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        raise PeerBenchError(f"`edgebus backtest` is not available yet ({module} is missing)")
 
 
 def run_ours(ticks: int, seed: int, out_dir: Path) -> dict[str, Any]:
@@ -149,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     try:
+        require_our_backtest()
         peer = run_peer(args.peer_script, args.ticks)
         ours = run_ours(args.ticks, args.seed, args.out)
         keys = comparison(peer, ours)

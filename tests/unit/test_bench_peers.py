@@ -64,3 +64,9 @@ def test_a_peer_script_that_fails_or_is_missing_is_named(tmp_path: Path) -> None
     script.write_text("exit 4\n")
     with pytest.raises(peers.PeerBenchError, match="exited with 4"):
         peers.run_peer(script, 10)
+
+
+def test_a_missing_backtest_fails_before_the_peer_runs() -> None:
+    with pytest.raises(peers.PeerBenchError, match="not available yet"):
+        peers.require_our_backtest("services.no_such_package.cli")
+    peers.require_our_backtest("bench.peers")
