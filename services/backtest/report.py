@@ -170,6 +170,9 @@ def compute(tables: dict[str, list[Row] | None], periods_per_year: float) -> tup
     eq_rows = sorted(tables["equity"] or [], key=_ts_ns)
     ts = np.asarray([_ts_ns(r) for r in eq_rows], dtype=np.int64)
     equity = np.asarray([float(r["equity_usd"]) for r in eq_rows], dtype=float)
+    first_net = _num(eq_rows[0], "net_pnl_usd") if eq_rows else None
+    if first_net:  # the first mark comes after some PnL (fees): start from the capital
+        ts, equity = np.r_[ts[0], ts], np.r_[equity[0] - first_net, equity]
     days, r_net = m.daily_returns(ts, equity)
     n_days = int(days.size)
     fx = _fills_table(tables["fills"] or [])
@@ -403,22 +406,28 @@ def _figures(series: dict[str, np.ndarray], report: dict[str, Any]) -> list[str]
     except ImportError:
         return ["<p>matplotlib is not installed: no figures</p>"]
     figs: list[Figure] = []
-    t = series["ts_ns"].astype("datetime64[ns]")
+    eq, dd = series["equity_usd"], m.drawdown_frac(series["equity_usd"])
+    # an SVG of a million marks is tens of MB: plot <= ~4000, always keeping the deepest
+    step = max(1, eq.size // 4000)
+    keep: np.ndarray = np.arange(0, eq.size, step, dtype=np.int64)
+    if eq.size:
+        keep = np.unique(np.r_[keep, eq.size - 1, int(np.argmax(dd))])
+    t = series["ts_ns"][keep].astype("datetime64[ns]")
     fig = Figure(figsize=(10, 5.5))
     ax_eq, ax_dd = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
-    ax_eq.plot(t, series["equity_usd"], label="net equity")
-    ax_eq.plot(t, series["gross_equity_usd"], label="gross (before costs)", alpha=0.7)
+    ax_eq.plot(t, eq[keep], label="net equity")
+    ax_eq.plot(t, series["gross_equity_usd"][keep], label="gross (before costs)", alpha=0.7)
     ax_eq.set_ylabel("USD")
     ax_eq.legend(loc="upper left")
-    ax_dd.fill_between(t, -100 * m.drawdown_frac(series["equity_usd"]), 0.0, color="#b00")
+    ax_dd.fill_between(t, -100 * dd[keep], 0.0, color="#b00")
     ax_dd.set_ylabel("drawdown %")
     figs.append(fig)
     bars = {
         "realised PnL by symbol (USD)": {
             s: v["realised_pnl_usd"] for s, v in report["by_symbol"].items()
         },
-        "costs (USD)": {
-            k: report["costs"][f"{k}_usd"] for k in ("fees", "slippage", "impact", "funding")
+        "costs (USD; impact is part of slippage)": {
+            k: report["costs"][f"{k}_usd"] for k in ("fees", "slippage", "funding", "impact")
         },
     }
     for title, key in (("PnL by regime (USD)", "by_regime"), ("PnL by model (USD)", "by_model")):

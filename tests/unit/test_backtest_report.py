@@ -238,3 +238,16 @@ def test_main_rebuilds(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str
 def test_missing_equity_is_an_error(tmp_path: pathlib.Path) -> None:
     with pytest.raises(FileNotFoundError, match="equity.csv"):
         report.build(tmp_path)
+
+
+def test_capital_before_the_first_mark_comes_from_its_net_pnl(tmp_path: pathlib.Path) -> None:
+    # the first mark (9999) already carries a 1 USD fee: the run started from 10000
+    cols = ["ts", "ts_ns", "equity_usd", "net_pnl_usd"]
+    _write(tmp_path / "equity.csv", cols, [
+        {"ts_ns": T0 + HOUR_NS, "equity_usd": 9999, "net_pnl_usd": -1},
+        {"ts_ns": T0 + DAY_NS, "equity_usd": 10099, "net_pnl_usd": 99},
+    ])  # fmt: skip
+    h = report.build(tmp_path)["metrics"]
+    assert h["start_equity_usd"] == 10000 and h["net_pnl_usd"] == pytest.approx(99.0)
+    assert h["total_return_pct_net"] == pytest.approx(0.99, rel=1e-9)
+    assert h["max_drawdown_pct"] == pytest.approx(0.01, rel=1e-6)  # 1 / 10000
