@@ -2,7 +2,8 @@
 
 The contract this module keeps:
 - consumer groups are created idempotently (MKSTREAM, from the start of the stream);
-- a batch's outputs and the XACK of its inputs go in one MULTI/EXEC, so an input is
+- a batch's outputs and the XACK of its inputs go in one atomic command (the commit
+  Lua script; MULTI/EXEC when the batch also queued state writes), so an input is
   acknowledged only together with everything it produced;
 - undecodable entries go to ``dlq`` with source stream, entry id, service and reason,
   acknowledged in the same transaction;
@@ -200,10 +201,12 @@ class Bus:
 
     # ---- reading -------------------------------------------------------------------
 
-    async def read(self, *, own_pending: bool = False) -> list[Entry]:
-        """Next batch for this consumer: new entries (``>``), or its own pending (``0``).
-        A read sent ahead with the last commit (``commit(..., prefetch=True)``) is used
-        when new entries are wanted."""
+    async def read(
+        self, *, own_pending: bool = False, after: dict[str, str] | None = None
+    ) -> list[Entry]:
+        """Next batch for this consumer: new entries (``>``), or its own pending (from
+        ``0``, or past ``after[stream]``). A read sent ahead with the last commit
+        (``commit(..., prefetch=True)``) is used when new entries are wanted."""
         if not self.inputs:
             return []
         fut, self.prefetched = self.prefetched, None
@@ -211,17 +214,20 @@ class Bus:
             if not own_pending:
                 return self._entries(self._reply(await fut))
             _discard(fut)  # its entries are ours now: the read of "0" returns them
-        reply = await self.rx.call(*self._read_command(own_pending))
+        reply = await self.rx.call(*self._read_command(own_pending, after))
         return self._entries(reply)
 
-    def _read_command(self, own_pending: bool) -> list[Any]:
+    def _read_command(self, own_pending: bool, after: dict[str, str] | None = None) -> list[Any]:
         cmd: list[Any] = ["XREADGROUP", "GROUP", self.group, self.consumer]
         cmd += ["COUNT", self.settings.batch_size]
         if not own_pending:
             cmd += ["BLOCK", self.settings.block_ms]
         cmd.append("STREAMS")
         cmd.extend(self.inputs)
-        cmd.extend(["0" if own_pending else ">"] * len(self.inputs))
+        if own_pending:
+            cmd.extend((after or {}).get(s, "0") for s in self.inputs)
+        else:
+            cmd.extend([">"] * len(self.inputs))
         return cmd
 
     @staticmethod

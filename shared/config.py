@@ -48,6 +48,12 @@ class BusSettings(Frozen):
     # fewer, larger batches (for consumers off the trading path, like telemetry). 0: read
     # again at once, the next read sent with the commit (lowest latency).
     batch_interval_ms: int = Field(default=0, ge=0, le=5_000)
+    # Event time (shared/merge.py): a service that merges inputs waits for a slow
+    # upstream's watermark, but an upstream whose heartbeat is older than this is taken
+    # for dead and holds nothing back (counted in edgebus_watermark_forced_total).
+    max_hold_ms: int = Field(default=3_000, ge=10, le=600_000)
+    # How often an idle service repeats its watermark (its heartbeat).
+    heartbeat_ms: int = Field(default=200, ge=10, le=60_000)
 
 
 class ComponentConfig(Frozen):

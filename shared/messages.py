@@ -36,6 +36,9 @@ ROUTER_SWITCHES = "router.switches"
 RISK_DECISIONS = "risk.decisions"
 EVENTS = "events"
 DLQ = "dlq"
+# Each producer's watermarks: ``wm.<service>`` (``watermark_stream``), read by the
+# services that merge its outputs in event-time order (shared/merge.py).
+WM_PREFIX = "wm."
 
 # Pub/sub channels.
 PARAM_RELOAD = "param.reload"
@@ -279,6 +282,10 @@ class Tick(Message):
     ask_size: float = Field(ge=0)
     last: float | None = Field(default=None, gt=0)
     volume: float | None = Field(default=None, ge=0)
+    # A bar's open, high and low (its close is the mid); None for quotes.
+    open: float | None = Field(default=None, gt=0)
+    high: float | None = Field(default=None, gt=0)
+    low: float | None = Field(default=None, gt=0)
     venue: str = "synthetic"
     # Comma-separated data-quality flags of this quote ("" when clean), as on Features.
     quality: str = ""
@@ -302,6 +309,10 @@ class RawQuote(Message):
     ask_size: float = 0.0
     last: float | None = None
     volume: float | None = None
+    # A bar's open, high and low (its close is the mid of bid and ask); None for quotes.
+    open: float | None = None
+    high: float | None = None
+    low: float | None = None
     source: str = "replay"  # kind of source: replay, binance, synthetic (a metrics label)
     session: str = ""  # one replay run or one connection; per-symbol state is per session
     recv_ts_ns: int = Field(default=0, ge=0, le=MAX_NS)  # 0 = historic data, no staleness
@@ -517,6 +528,20 @@ class Event(Message):
     venue: str = ""
 
 
+class Watermark(Message):
+    """A producer's output is complete through ``wm_ns`` in event time (stream
+    ``wm.<producer>``); ``wall_ns`` is when it said so (liveness only)."""
+
+    STREAM: ClassVar[str] = ""  # one stream per producer: watermark_stream(producer)
+    producer: str
+    wm_ns: int = Field(ge=0, le=MAX_NS)
+    wall_ns: int = Field(default=0, ge=0, le=MAX_NS)
+
+
+def watermark_stream(producer: str) -> str:
+    return WM_PREFIX + producer
+
+
 # stream name -> message class: how the runtime decodes what it reads.
 STREAMS: dict[str, type[Message]] = {
     cls.STREAM: cls
@@ -540,6 +565,8 @@ STREAMS: dict[str, type[Message]] = {
 def decode(stream: str, fields: dict[str, str]) -> Message:
     """Decode an entry of a known stream; DecodeError names what is wrong."""
     cls = STREAMS.get(stream)
+    if cls is None and stream.startswith(WM_PREFIX):
+        cls = Watermark
     if cls is None:
         raise DecodeError(f"unknown stream {stream!r}")
     return cls.from_fields(fields)

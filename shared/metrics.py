@@ -57,3 +57,25 @@ CONFIG_RELOADS = Counter(
     "edgebus_config_reloads_total", "Config versions applied", ["service", "component"]
 )
 TRADING_HALTED = Gauge("edgebus_trading_halted", "1 while trading is halted", ["service"])
+
+# Event time (shared/merge.py): how far each input's producer is complete, how far this
+# service's own outputs are, what waits, and when a dead upstream was stepped over.
+WATERMARK_NS = Gauge(
+    "edgebus_watermark_ns", "Event time an upstream's output is complete through", ["service", "upstream"]
+)
+OUT_WATERMARK_NS = Gauge(
+    "edgebus_out_watermark_ns", "Event time this service's outputs are complete through", ["service"]
+)
+HELD_ENTRIES = Gauge(
+    "edgebus_held_entries", "Entries read but waiting for their inputs' watermarks", ["service"]
+)
+WATERMARK_FORCED = Counter(
+    "edgebus_watermark_forced_total",
+    "Times an upstream's heartbeat was older than max_hold_ms and no longer held entries back",
+    ["service", "upstream"],
+)
+LATE_ENTRIES = Counter(
+    "edgebus_late_entries_total",
+    "Entries handled out of event-time order (an upstream broke its watermark, or was forced)",
+    ["service"],
+)

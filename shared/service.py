@@ -21,7 +21,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import orjson
 from redis.asyncio import Redis
@@ -39,6 +39,7 @@ from shared.config import (
     validate,
 )
 from shared.control import (
+    TRADING_KEY,
     ControlCommand,
     TradingState,
     load_state,
@@ -46,22 +47,73 @@ from shared.control import (
     save_state,
     state_after,
 )
-from shared.messages import PARAM_APPLIED, PARAM_REJECTED, PARAM_UPDATED, TRADING_CONTROL
+from shared.merge import TIMER, EventMerge
+from shared.messages import (
+    DLQ,
+    MAX_NS,
+    PARAM_APPLIED,
+    PARAM_REJECTED,
+    PARAM_UPDATED,
+    TRADING_CONTROL,
+    Watermark,
+    watermark_stream,
+)
 
 APPLIED_KEY = f"{KEY_PREFIX}:config:applied"
 
+C = TypeVar("C", bound=ComponentConfig)
 
-class Service:
+
+class Backoff:
+    """Waits after transient errors: 50 ms, doubling up to 2 s; ``reset`` on success."""
+
+    __slots__ = ("first_s", "cap_s", "delay_s")
+
+    def __init__(self, first_s: float = 0.05, cap_s: float = 2.0) -> None:
+        self.first_s, self.cap_s, self.delay_s = first_s, cap_s, first_s
+
+    def next(self) -> float:
+        delay, self.delay_s = self.delay_s, min(self.delay_s * 2, self.cap_s)
+        return delay
+
+    def reset(self) -> None:
+        self.delay_s = self.first_s
+
+
+class Service(Generic[C]):
     """Base class: the lifecycle. Subclasses supply the handler and the schema."""
 
     name: ClassVar[str] = "service"
     component: ClassVar[str | None] = None  # config component; defaults to ``name``
     inputs: ClassVar[tuple[str, ...]] = ()
+    # Input stream -> the service producing it. Given, the inputs are merged in event
+    # time under the producers' watermarks (shared/merge.py; ``inputs`` order is the
+    # rank at equal times), and this service writes its own on ``wm.<name>``.
+    upstreams: ClassVar[dict[str, str]] = {}
     channels: ClassVar[tuple[str, ...]] = ()  # extra pub/sub channels -> on_channel
     persists_trading_state: ClassVar[bool] = False
 
-    def __init__(self, config: ComponentConfig | None = None) -> None:
-        self.config: ComponentConfig = config if config is not None else load_file(self.comp)
+    def __init__(self, config: C | None = None) -> None:
+        self.config: C = config if config is not None else cast(C, load_file(self.comp))
+        # The runtime's clock: the event time of what is being handled (an entry's
+        # ``ts_ns``, or a timer's time). Decisions read this, never the wall clock.
+        self.event_ns = 0
+        self.merge: EventMerge | None = (
+            EventMerge(self.inputs, self.upstreams) if self.upstreams else None
+        )
+        self._wm_inputs = {watermark_stream(p): p for p in sorted(set(self.upstreams.values()))}
+        self.wm_stream = watermark_stream(self.name)
+        self._wm_out = 0  # written (committed) output watermark
+        self._wm_source = 0  # what a source published through (``publish_now``)
+        self._wm_wall = 0.0  # monotonic time of the last watermark written
+        self._seen = dict.fromkeys(self._wm_inputs.values(), time.monotonic())
+        self._wm_pending: dict[str, int] = {}  # read, not yet known to be caught up with
+        self._m_held = m.HELD_ENTRIES.labels(self.name)
+        self._m_out_wm = m.OUT_WATERMARK_NS.labels(self.name)
+        self._m_wm = {p: m.WATERMARK_NS.labels(self.name, p) for p in self._wm_inputs.values()}
+        self._streams_of = {
+            p: tuple(s for s, q in self.upstreams.items() if q == p) for p in self._wm_inputs.values()
+        }
         self.config_version = 0
         self.config_hash = ""
         self.trading = TradingState()
@@ -113,9 +165,20 @@ class Service:
 
     has_source: ClassVar[bool] = False
 
-    def on_config(self, config: ComponentConfig) -> None:
-        """A new config, applied between batches."""
-        self.config = config
+    def on_config(self, config: C) -> None:
+        """A new config, applied between batches (``self.config`` is set after)."""
+
+    def on_timer(self, ts_ns: int, out: Outbox) -> None:
+        """The timer at ``ts_ns`` (``next_timer_ns``) fired, in event-time order."""
+
+    def next_timer_ns(self) -> int | None:
+        """Event time of this service's next timer, None when none is set."""
+        return None
+
+    def lookahead_ns(self, stream: str) -> int | None:
+        """How long after an entry of ``stream`` its earliest output can be (None: it
+        never causes one). Part of the watermark this service promises."""
+        return 0
 
     def on_control(self, cmd: ControlCommand, out: Outbox) -> None:
         """A trading.control command, after ``self.trading`` was updated."""
@@ -146,7 +209,7 @@ class Service:
         """Run until stop(): HTTP, startup, loops; then finish the batch and close."""
         settings = self.config.bus
         self.r = connect(url or redis_url(), block_ms=settings.block_ms)
-        self.bus = Bus(self.r, self.name, self.inputs, settings)
+        self.bus = Bus(self.r, self.name, (*self.inputs, *self._wm_inputs), settings)
         server = None
         if http:
             from shared.http import serve
@@ -159,6 +222,8 @@ class Service:
                 self._spawn(self._reclaim_loop())
                 self._spawn(self._listen())
                 self._spawn(self._observe())
+                if self.merge is not None or self.has_source:
+                    self._spawn(self._heartbeat())
                 if self.has_source:
                     self._spawn(self._guard(self.run_source, "source"))
                 # Ready only once subscribed: a reload or halt sent then is not missed.
@@ -184,7 +249,7 @@ class Service:
         self._tasks.append(asyncio.ensure_future(coro))
 
     async def _startup(self) -> None:
-        delay = 0.05
+        backoff = Backoff()
         while not self.stopping:
             try:
                 await self.r.ping()  # type: ignore[misc]
@@ -197,8 +262,7 @@ class Service:
                 return
             except TRANSIENT_ERRORS as exc:
                 self._redis_up(False, exc)
-                await self._sleep(delay)
-                delay = min(delay * 2, 2.0)
+                await self._sleep(backoff.next())
 
     async def _close(self, server: Any) -> None:
         self.stopping = True
@@ -231,15 +295,14 @@ class Service:
 
     async def _guard(self, fn: Callable[[], Awaitable[None]], what: str) -> None:
         """Run a long-lived coroutine; restart it after transient Redis errors."""
-        delay = 0.05
+        backoff = Backoff()
         while not self.stopping:
             try:
                 await fn()
                 return
             except TRANSIENT_ERRORS as exc:
                 self._redis_up(False, exc)
-                await self._sleep(delay)
-                delay = min(delay * 2, 2.0)
+                await self._sleep(backoff.next())
             except Exception:
                 self.log.exception("%s failed; restarting in 1 s", what)
                 await self._sleep(1.0)
@@ -264,7 +327,10 @@ class Service:
 
     async def _consume_loop(self) -> None:
         own_pending = True  # first finish what this consumer had before a crash
-        delay = 0.05
+        # Where the re-read of own pending entries goes on: entries a merge holds stay
+        # pending, so a re-read from "0" would return them for ever.
+        after: dict[str, str] = {}
+        backoff = Backoff()
         # A read sent ahead with the last commit is still handled after stop(): its
         # entries were delivered to this consumer.
         while not self.stopping or self.bus.prefetched is not None:
@@ -273,30 +339,37 @@ class Service:
                 await self._sleep(0.5)
                 continue
             try:
-                entries = await self.bus.read(own_pending=own_pending)
+                entries = await self.bus.read(own_pending=own_pending, after=after)
                 if own_pending and not entries:
                     own_pending = False
+                    after = {}
                     self._own_done.set()
                     continue
+                if own_pending:
+                    for entry in entries:
+                        after[entry.stream] = entry.entry_id
                 if entries:
                     settings = self.bus.settings
                     gather = settings.batch_interval_ms and len(entries) < settings.batch_size
                     prefetch = not own_pending and not self.stopping and not gather
-                    ok = await self._process(entries, prefetch=prefetch)
+                    ok = await self._process(entries, prefetch=prefetch, fresh=not own_pending)
                     if own_pending and not ok:
                         own_pending = False  # a poison batch: leave it to the reclaimer
+                        after = {}
                         self._own_done.set()
                     if gather and not own_pending:
                         await self._sleep(settings.batch_interval_ms / 1000)
+                elif self.merge is not None and (len(self.merge) or self._wm_pending):
+                    await self._process([], fresh=True)  # an upstream dead by now?
                 if not self.redis_ok:
                     self._redis_up(True)
-                delay = 0.05
+                backoff.reset()
             except TRANSIENT_ERRORS as exc:
                 self._redis_up(False, exc)
                 own_pending = True  # a write may have failed: re-read what is ours
+                after = {}
                 self._own_done.clear()
-                await self._sleep(delay)
-                delay = min(delay * 2, 2.0)
+                await self._sleep(backoff.next())
             except Exception as exc:
                 if "NOGROUP" in str(exc):  # Redis lost its data (restart without AOF)
                     self.log.warning("consumer group missing; recreating")
@@ -304,27 +377,37 @@ class Service:
                         await self.bus.ensure_groups()
                 else:
                     self.log.exception("consume loop error")
-                await self._sleep(delay)
-                delay = min(delay * 2, 2.0)
+                await self._sleep(backoff.next())
 
-    async def _process(self, entries: list[Entry], *, prefetch: bool | None = None) -> bool:
+    async def _process(
+        self, entries: list[Entry], *, prefetch: bool | None = None, fresh: bool = False
+    ) -> bool:
         """Handle a batch and commit its outputs with its acks. False if the handler
         raised: then nothing is written and the entries stay pending.
 
-        ``prefetch`` is the consume loop's (see ``Bus.commit``); others leave it None."""
+        With ``upstreams``, entries go through the event-time merge: those it releases
+        are handled (and acknowledged) in order, the rest stay pending, held.
+
+        ``prefetch`` is the consume loop's (see ``Bus.commit``); others leave it None.
+        ``fresh``: the entries are a read of new entries (``>``), so a stream that gave
+        fewer than a full batch has given everything written before the read."""
         async with self._lock:
             if self._state_stale:
                 await self.on_batch_failed()
                 self._state_stale = False
             t0 = time.perf_counter()
             out = Outbox()
-            try:
+            acks: list[Entry] = []
+            full: set[str] | None = set(self.inputs)  # streams that may hold more
+            if fresh:
+                counts: dict[str, int] = {}
                 for entry in entries:
-                    if entry.message is not None:
-                        self.on_message(entry, out)
-                    elif entry.error != "deleted":
-                        out.dead.append(dead_letter(self.name, entry, entry.error or "undecodable"))
-                self.on_batch_end(out)
+                    counts[entry.stream] = counts.get(entry.stream, 0) + 1
+                limit = self.bus.settings.batch_size
+                full = {s for s, n in counts.items() if n >= limit}
+            try:
+                self.handle(entries, out, acks, full)
+                wm = self.queue_watermark(out)
             except Exception as exc:
                 self.handler_errors += 1
                 self._m_handler_errors.inc()
@@ -336,11 +419,136 @@ class Service:
                 self.log.exception("handler failed; %d entries left pending", len(entries))
                 self._state_stale = True
                 return False
-            await self._commit(out, entries, prefetch=prefetch)
-            self._count(entries, out)
+            await self._commit(out, acks, prefetch=prefetch)
+            self.committed(wm)
+            self._count(acks, out)
             self._m_batch_latency.observe(time.perf_counter() - t0)
             self._m_batch_size.observe(len(entries))
             return True
+
+    def handle(
+        self,
+        entries: list[Entry],
+        out: Outbox,
+        acks: list[Entry],
+        full: set[str] | None = None,
+    ) -> None:
+        """The handling of a batch, no I/O (what ``_process`` commits, and what the
+        in-memory harness runs): ``acks`` gets the entries done with.
+
+        A watermark read from ``wm.<producer>`` takes effect once every stream of that
+        producer has been read up to it: not while one of them is in ``full`` (its
+        read gave a full batch, so entries written before the watermark may be unread).
+        """
+        merge = self.merge
+        if merge is None:
+            for entry in entries:
+                msg = entry.message
+                if msg is not None:
+                    ts = getattr(msg, "ts_ns", 0)
+                    if ts > self.event_ns:
+                        self.event_ns = ts
+                    self.on_message(entry, out)
+                elif entry.error != "deleted":
+                    out.dead.append(dead_letter(self.name, entry, entry.error or "undecodable"))
+            acks.extend(entries)
+        else:
+            wm_inputs = self._wm_inputs
+            for entry in entries:
+                msg = entry.message
+                producer = wm_inputs.get(entry.stream)
+                if producer is not None:
+                    acks.append(entry)
+                    if isinstance(msg, Watermark):
+                        pending = self._wm_pending
+                        if msg.wm_ns > pending.get(producer, 0):
+                            pending[producer] = msg.wm_ns
+                        self._seen[producer] = time.monotonic()
+                    elif entry.error != "deleted":
+                        out.dead.append(dead_letter(self.name, entry, entry.error or "undecodable"))
+                elif msg is None:
+                    acks.append(entry)
+                    if entry.error != "deleted":
+                        out.dead.append(dead_letter(self.name, entry, entry.error or "undecodable"))
+                else:
+                    ts_ns: int = msg.ts_ns  # type: ignore[attr-defined]
+                    merge.push(entry.stream, ts_ns, entry, (entry.stream, entry.entry_id))
+            for producer in list(self._wm_pending):
+                if full is None or not any(s in full for s in self._streams_of[producer]):
+                    merge.advance(producer, self._wm_pending.pop(producer))
+            self._step_over_dead()
+            late = merge.late
+            for ts, item in merge.drain(self.next_timer_ns):
+                self.event_ns = ts
+                if item is TIMER:
+                    self.on_timer(ts, out)
+                else:
+                    self.on_message(item, out)
+                    acks.append(item)
+            if merge.late != late:
+                m.LATE_ENTRIES.labels(self.name).inc(merge.late - late)
+            self._m_held.set(len(merge))
+        self.on_batch_end(out)
+
+    def _step_over_dead(self) -> None:
+        """An upstream heard from within ``max_hold_ms`` holds entries back; one not
+        heard from for longer is taken for dead and no longer does (wall clock:
+        liveness only, never a decision)."""
+        merge = self.merge
+        assert merge is not None
+        hold_s = self.config.bus.max_hold_ms / 1000
+        now = time.monotonic()
+        for producer, seen in self._seen.items():
+            dead = now - seen > hold_s
+            if dead and producer not in merge.forced:
+                merge.forced.add(producer)
+                m.WATERMARK_FORCED.labels(self.name, producer).inc()
+                self.log.warning(
+                    "%s silent for %.1f s: no longer waiting for its watermark", producer, now - seen
+                )
+            elif not dead and producer in merge.forced:
+                merge.forced.discard(producer)
+                self.log.info("%s heard from again: waiting for its watermark", producer)
+
+    def output_wm(self) -> int:
+        """Event time through which this service's outputs are complete."""
+        wm = self._wm_source
+        if self.merge is not None:
+            wm = max(wm, self.merge.out_wm(self.lookahead_ns, self.next_timer_ns()))
+        return min(wm, MAX_NS)
+
+    def queue_watermark(self, out: Outbox) -> int:
+        """Queue this service's watermark into ``out`` when it moved; returns it (0: not)."""
+        if self.merge is None:
+            return 0
+        wm = self.output_wm()
+        if wm <= self._wm_out:
+            return 0
+        for p, w in self.merge.wm.items():
+            self._m_wm[p].set(w)
+        out.emit(Watermark(producer=self.name, wm_ns=wm, wall_ns=time.time_ns()), self.wm_stream)
+        return wm
+
+    def committed(self, wm_ns: int = 0) -> None:
+        """The batch was written: its watermark (0: none) is now this service's, and
+        ``on_committed`` records what it produced."""
+        if wm_ns:
+            self._wm_out, self._wm_wall = wm_ns, time.monotonic()
+            self._m_out_wm.set(wm_ns)
+        self.on_committed()
+
+    async def _heartbeat(self) -> None:
+        """While idle, repeat the watermark: downstream services know this one is alive
+        (and a source's last watermark is not lost with a reader's restart)."""
+        while not self.stopping:
+            every_s = self.config.bus.heartbeat_ms / 1000
+            await self._sleep(every_s)
+            if self.stopping or time.monotonic() - self._wm_wall < every_s:
+                continue
+            note = Watermark(producer=self.name, wm_ns=self._wm_out, wall_ns=time.time_ns())
+            with contextlib.suppress(*TRANSIENT_ERRORS):
+                await self.bus.publish([(self.wm_stream, note)])
+                self._wm_wall = time.monotonic()
 
     async def _commit(
         self, out: Outbox, entries: list[Entry], *, prefetch: bool | None = None
@@ -350,7 +558,6 @@ class Service:
         except BaseException:
             self._state_stale = True
             raise
-        self.on_committed()
 
     def _count(self, entries: list[Entry], out: Outbox) -> None:
         self.processed += len(entries)
@@ -370,11 +577,27 @@ class Service:
 
     def publish_now(self, messages: list[Any]) -> Callable[[], Awaitable[None]]:
         """``publish``, written before this returns (``Bus.publish_now``); await the
-        returned callable for the outcome. Counted in the metrics once it landed."""
-        landed = self.bus.publish_now(messages)
+        returned callable for the outcome. Counted in the metrics once it landed.
+
+        A source's watermark goes with them: its ticks come in event-time order, so it
+        is complete through the newest it wrote."""
+        wm = 0
+        for item in messages:
+            msg = item[1] if isinstance(item, tuple) else item
+            if msg.STREAM != DLQ:
+                wm = max(wm, getattr(msg, "ts_ns", 0))
+        items = list(messages)
+        if wm > self._wm_source:
+            note = Watermark(producer=self.name, wm_ns=min(wm, MAX_NS), wall_ns=time.time_ns())
+            items.append((self.wm_stream, note))
+        landed = self.bus.publish_now(items)
 
         async def outcome() -> None:
             await landed()
+            if wm > self._wm_source:
+                self._wm_source = wm
+                if wm > self._wm_out:
+                    self._wm_out, self._wm_wall = wm, time.monotonic()
             self._count_produced(
                 item[0] if isinstance(item, tuple) else item.STREAM for item in messages
             )
@@ -415,6 +638,10 @@ class Service:
                 except Exception:
                     self.log.exception("reclaim failed on %s", stream)
                     continue
+                if self.merge is not None:  # held entries wait for a watermark, not stuck
+                    held = self.merge.holds
+                    retry = [e for e in retry if not held((e.stream, e.entry_id))]
+                    poison = [(e, n) for e, n in poison if not held((e.stream, e.entry_id))]
                 if poison:
                     out = Outbox()
                     for entry, count in poison:
@@ -441,7 +668,7 @@ class Service:
 
     async def _listen(self) -> None:
         channels = (PARAM_UPDATED, TRADING_CONTROL, *self.channels)
-        delay = 0.05
+        backoff = Backoff()
         while not self.stopping:
             pubsub: PubSub = self.r.pubsub(ignore_subscribe_messages=True)
             try:
@@ -450,7 +677,7 @@ class Service:
                 # Messages may have been missed while unsubscribed: resync from Redis.
                 await self._sync_config()
                 await self._sync_trading()
-                delay = 0.05
+                backoff.reset()
                 synced = time.monotonic()
                 while not self.stopping:
                     msg = await pubsub.get_message(timeout=0.5)
@@ -463,8 +690,7 @@ class Service:
                         synced = time.monotonic()
             except TRANSIENT_ERRORS as exc:
                 self._redis_up(False, exc)
-                await self._sleep(delay)
-                delay = min(delay * 2, 2.0)
+                await self._sleep(backoff.next())
             except Exception:
                 self.log.exception("pub/sub listener error")
                 await self._sleep(1.0)
@@ -537,8 +763,8 @@ class Service:
             )
             return
         async with self._lock:  # between batches
-            self.on_config(cfg)
-            self.config = cfg
+            self.on_config(cast(C, cfg))
+            self.config = cast(C, cfg)
             if self.bus is not None:
                 self.bus.settings = cfg.bus
             self.config_version, self.config_hash = stored.version, stored.hash
@@ -565,20 +791,37 @@ class Service:
             self.trading = st
             m.TRADING_HALTED.labels(self.name).set(1 if st.halted else 0)
 
-    async def _apply_control(self, cmd: ControlCommand) -> None:
+    def control(self, cmd: ControlCommand, out: Outbox, *, announce: bool = False) -> None:
+        """Apply a trading-control command within the batch being handled (a breaker in
+        a handler, or ``trading.control``): the state changes at once and
+        ``on_control`` runs. ``announce``: also save the state and tell every service,
+        in the batch's own transaction (the published copy comes back and changes
+        nothing)."""
         st = state_after(cmd)
+        self.trading = st
+        m.TRADING_HALTED.labels(self.name).set(1 if st.halted else 0)
+        self.on_control(cmd, out)
+        if announce:
+            mapping = st.as_dict()
+            note = orjson.dumps(cmd.model_dump())
+            out.call(lambda pipe: pipe.hset(TRADING_KEY, mapping=mapping))  # type: ignore[arg-type]
+            out.call(lambda pipe: pipe.publish(TRADING_CONTROL, note))
+            self.log.warning("%s: %s (%s)", cmd.source or "control", cmd.action, cmd.reason)
+
+    async def _apply_control(self, cmd: ControlCommand) -> None:
         out = Outbox()
         async with self._lock:
-            self.trading = st
-            m.TRADING_HALTED.labels(self.name).set(1 if st.halted else 0)
-            self.on_control(cmd, out)
+            self.control(cmd, out)
         if self.persists_trading_state:
-            await save_state(self.r, st)
+            await save_state(self.r, self.trading)
         if len(out):
             async with self._lock:
                 await self._commit(out, [])
+                self.committed()
             self._count([], out)
-        self.log.warning("trading.control %s (%s): state %s", cmd.action, cmd.reason, st.state)
+        self.log.warning(
+            "trading.control %s (%s): state %s", cmd.action, cmd.reason, self.trading.state
+        )
 
     # ---- observing -------------------------------------------------------------------
 

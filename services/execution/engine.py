@@ -1,10 +1,13 @@
 """The paper broker's core: orders and ticks in, fills, rejections and snapshots out.
 
-No I/O: the service feeds it decoded messages with the wall time they were handled,
-and writes what it puts in ``Outputs`` (with the batch's acks, in one transaction).
-Market time is the ticks' ``ts_ns``; an order reaches the market at its decision
-time plus ``latency_ms``. Every fill is priced on the quote in force at its fill time
-(``QuoteHistory.in_force``), so ``fill.quote_ts_ns <= fill.ts_ns`` always holds.
+No I/O, no clock: the service feeds it decoded messages and timers in event-time order
+(shared/merge.py) and writes what it puts in ``Outputs`` (with the batch's acks, in one
+transaction). Market time is the ticks' ``ts_ns``; an order reaches the market at its
+decision time plus ``latency_ms`` (at least 1 ns: the lookahead that lets risk and
+execution advance together). An order acts at its arrival as a timer (``next_timer_ns``):
+every tick up to that time has been handled and none after, so the newest quote is the
+one in force; every fill is priced on it, so ``fill.quote_ts_ns <= fill.ts_ns`` and no
+fill ever sees a later quote. Immediate rejections also come back after the latency.
 """
 
 from __future__ import annotations
@@ -84,7 +87,6 @@ class ExecutionEngine:
         self.by_symbol: dict[str, dict[str, WorkingOrder]] = {}  # index of ``working``
         self.done: OrderedDict[str, str] = OrderedDict()
         self.recent: dict[str, deque[tuple[int, Side]]] = {}
-        self.tick_wall: dict[str, tuple[int, int]] = {}  # symbol -> (tick ts_ns, wall ns seen)
         self.last_snapshot_ns: dict[str, int] = {}
         self.last_equity_ns = 0
 
@@ -103,7 +105,26 @@ class ExecutionEngine:
     def seen(self, order_id: str) -> bool:
         return order_id in self.done or order_id in self.working
 
-    def on_order(self, order: Order, wall_ns: int, trading: TradingState, out: Outputs) -> None:
+    @property
+    def latency_ns(self) -> int:
+        """Decision -> market, in event time; at least 1 ns (see the module docstring)."""
+        return max(1, int(self.cfg.latency_ms * 1e6))
+
+    def next_timer_ns(self) -> int | None:
+        """When the next working order acts by itself: an "at" act at its due time, or
+        any order's expiry."""
+        nxt: int | None = None
+        for w in self.working.values():
+            t = w.due_ns if w.mode == "at" else w.expires_ns
+            if nxt is None or t < nxt:
+                nxt = t
+        return nxt
+
+    def works_on_ticks(self) -> bool:
+        """Whether a tick can make a fill now (an order working tick by tick)."""
+        return any(w.mode == "tick" for w in self.working.values())
+
+    def on_order(self, order: Order, trading: TradingState, out: Outputs) -> None:
         if self.seen(order.order_id):
             out.duplicates += 1  # redelivered: filled, rejected or working already
             return
@@ -132,15 +153,13 @@ class ExecutionEngine:
             same_side,
             self.cfg.strategies,
         )
-        w = new_working(order, strategy, self.cfg, wall_ns)
+        w = new_working(order, strategy, self.cfg)
         self._add(w)
         out.working_put[w.order_id] = w
-        self._advance(w, out)
 
-    def on_tick(self, tick: Tick, wall_ns: int, trading: TradingState, out: Outputs) -> None:
+    def on_tick(self, tick: Tick, trading: TradingState, out: Outputs) -> None:
         if not self.quotes.add(tick, self.cfg.strategies.volume_ewma_ticks):
             return  # not newer than what we have: the history only moves forward
-        self.tick_wall[tick.symbol] = (tick.ts_ns, wall_ns)
         book = self.books.get(tick.symbol)
         if book is not None:
             # The total over every book only when a new day starts (not on every tick).
@@ -154,28 +173,28 @@ class ExecutionEngine:
                 self._snapshot(tick.symbol, tick.ts_ns, tick.trace_ts_ns, out)
         if trading.halted:
             return  # nothing fills after a halt
-        due = [w for w in self.by_symbol.get(tick.symbol, {}).values() if w.due_ns <= tick.ts_ns]
-        for w in due:  # an order due at or before this tick can act: its quote is known
+        # An order working tick by tick acts on the first tick at or after its due time
+        # ("at" acts are timers: on_timer).
+        due = [
+            w
+            for w in self.by_symbol.get(tick.symbol, {}).values()
+            if w.mode == "tick" and w.due_ns <= tick.ts_ns
+        ]
+        for w in due:
             self._advance(w, out)
 
-    def on_timer(self, wall_ns: int, trading: TradingState, out: Outputs) -> None:
-        """Act on orders whose arrival passed with no later tick to confirm the quote in
-        force: once ``quote_wait_ms`` of market time (estimated from the newest tick and
-        the wall clock) went by, the newest quote is the one in force at arrival."""
+    def on_timer(self, ts_ns: int, trading: TradingState, out: Outputs) -> None:
+        """Event time ``ts_ns``: every tick up to it has been handled and none after.
+        Orders due by then act on the quote in force (the newest); expired ones go."""
         if trading.halted:
             return
-        wait_ns = int(self.cfg.quote_wait_ms * 1e6)
         for w in list(self.working.values()):
-            if w.mode != "at":
+            if w.order_id not in self.working:
                 continue
-            newest = self.quotes.newest(w.symbol)
-            if newest is None:
-                if wall_ns - w.received_wall_ns >= wait_ns:
-                    self._cancel(w, "no_quote", w.due_ns, out)
-                continue
-            tick_ts, tick_wall = self.tick_wall.get(w.symbol, (newest.ts_ns, wall_ns))
-            if w.due_ns > newest.ts_ns and tick_ts + (wall_ns - tick_wall) >= w.due_ns + wait_ns:
-                self._act(w, newest, w.due_ns, out)
+            if w.mode == "at" and w.due_ns <= ts_ns:
+                self._act(w, self.quotes.newest(w.symbol), w.due_ns, out)
+            elif w.expires_ns <= ts_ns:
+                self._cancel(w, "expired", w.expires_ns, out)
 
     def halt(self, ts_ns: int, out: Outputs) -> None:
         """Cancel every working order: one rejection each, so risk clears its working qty."""
@@ -341,7 +360,7 @@ class ExecutionEngine:
                 trace_ts_ns=order.trace_ts_ns,
                 order_id=order.order_id,
                 symbol=order.symbol,
-                ts_ns=order.ts_ns,
+                ts_ns=order.ts_ns + self.latency_ns,  # the venue's answer takes the latency
                 reason=reason,
                 side=order.side,
                 qty=order.qty,

@@ -4,14 +4,12 @@ durable state in ``store``.
 
 Idempotent by ``order_id`` (a seen order is skipped; fills are written by a
 check of their sequence number in the same transaction), working orders survive restarts, and
-``trading.control`` halt/flatten cancel and close within the control handler.
+``trading.control`` halt/flatten cancel and close within the control handler. Orders and
+ticks are handled in event-time order; an order acts at its arrival as the runtime's timer.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
 from typing import Any, ClassVar
 
 from services.execution import metrics as xm
@@ -19,29 +17,23 @@ from services.execution import store
 from services.execution.config import ExecutionConfig
 from services.execution.engine import ExecutionEngine, Outputs
 from services.execution.positions import total_pnl_usd
-from shared.bus import TRANSIENT_ERRORS, Entry, Outbox
-from shared.config import ComponentConfig
+from shared.bus import Entry, Outbox
 from shared.control import ControlCommand
 from shared.messages import MD_TICKS, ORDERS, Order, Tick
 from shared.service import Service
 
-# Kept for callers of the old module layout.
-POSITIONS_KEY = store.POSITIONS_KEY
-ORDERS_DONE_KEY = store.ORDERS_DONE_KEY
 
-
-class Execution(Service):
+class Execution(Service[ExecutionConfig]):
     name: ClassVar[str] = "execution"
-    inputs: ClassVar[tuple[str, ...]] = (ORDERS, MD_TICKS)
+    # At equal event times the market first, then the orders decided on it.
+    inputs: ClassVar[tuple[str, ...]] = (MD_TICKS, ORDERS)
+    upstreams: ClassVar[dict[str, str]] = {MD_TICKS: "feature_bus", ORDERS: "risk_harmoniser"}
 
-    config: ExecutionConfig
-
-    def __init__(self, config: Any = None) -> None:
+    def __init__(self, config: ExecutionConfig | None = None) -> None:
         super().__init__(config)
         self.engine = ExecutionEngine(self.config)
         self._batch = Outputs()
         self._written: list[Outputs] = []
-        self._timer: asyncio.Task[None] | None = None
         self.fills = 0  # written since start (health; bench reads it)
         self.rejections = 0
         self._fill_rate: dict[str, tuple[float, float]] = {}  # symbol -> (ordered, filled)
@@ -52,19 +44,11 @@ class Execution(Service):
 
     async def on_start(self) -> None:
         await self._reload()
-        self._timer = asyncio.ensure_future(self._timer_loop())
-
-    async def on_stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._timer
 
     async def _reload(self) -> None:
         engine = ExecutionEngine(self.config)
         await store.load(self.r, engine)
         self.engine = engine
-        self._state_stale = False
         self._batch = Outputs()
         self._written = []
         xm.WORKING.set(len(engine.working))
@@ -80,16 +64,26 @@ class Execution(Service):
 
     def on_message(self, entry: Entry, out: Outbox) -> None:
         msg = entry.message
-        now = time.time_ns()
         if isinstance(msg, Tick):
-            self.engine.on_tick(msg, now, self.trading, self._batch)
+            self.engine.on_tick(msg, self.trading, self._batch)
         elif isinstance(msg, Order):
-            self.engine.on_order(msg, now, self.trading, self._batch)
+            self.engine.on_order(msg, self.trading, self._batch)
+
+    def on_timer(self, ts_ns: int, out: Outbox) -> None:
+        self.engine.on_timer(ts_ns, self.trading, self._batch)
+
+    def next_timer_ns(self) -> int | None:
+        return self.engine.next_timer_ns()
+
+    def lookahead_ns(self, stream: str) -> int | None:
+        if stream == ORDERS:  # nothing comes back before the order reached the market
+            return self.engine.latency_ns
+        return 0 if self.engine.works_on_ticks() else None  # a tick fills nothing else
 
     def on_batch_end(self, out: Outbox) -> None:
         if self.trading.halted and self.engine.working:
             # The halt arrived by resync (a missed control message): cancel now.
-            self.engine.halt(time.time_ns(), self._batch)
+            self.engine.halt(self.event_ns, self._batch)
         self._flush(self._batch, out)
         self._written = [self._batch]
         self._batch = Outputs()  # a batch's outputs are flushed exactly once
@@ -98,7 +92,7 @@ class Execution(Service):
         """halt: cancel every working order; flatten: that, then close every position
         at market. ``self.trading`` is already HALTED here, so nothing fills after."""
         o = Outputs()
-        now = time.time_ns()
+        now = max(self.event_ns, 1)
         if cmd.action == "flatten":
             self.engine.flatten(now, o)
         elif cmd.action == "halt":
@@ -106,42 +100,12 @@ class Execution(Service):
         self._flush(o, out)
         self._written = [o]  # recorded once the runtime has written it
 
-    def on_config(self, config: ComponentConfig) -> None:
-        assert isinstance(config, ExecutionConfig)
-        self.config = config
+    def on_config(self, config: ExecutionConfig) -> None:
         self.engine.cfg = config
         self.engine.account.starting_equity_usd = config.starting_equity_usd
 
     def _flush(self, o: Outputs, out: Outbox) -> None:
         store.queue_writes(o, self.engine, out, self.config.bus.maxlen)
-
-    # ---- the timer: arrivals with no later tick ----------------------------------------
-
-    async def _timer_loop(self) -> None:
-        while not self.stopping:
-            await asyncio.sleep(self.config.timer_interval_ms / 1000)
-            try:
-                await self._timer_pass()
-            except TRANSIENT_ERRORS as exc:
-                self._state_stale = True
-                self.log.warning("timer pass not written (%s); state reloads", exc)
-            except Exception:
-                self._state_stale = True
-                self.log.exception("timer pass failed")
-
-    async def _timer_pass(self) -> None:
-        async with self._lock:
-            if self._state_stale:
-                await self._reload()
-            o = Outputs()
-            self.engine.on_timer(time.time_ns(), self.trading, o)
-            if self.trading.halted and self.engine.working:
-                self.engine.halt(time.time_ns(), o)
-            out = Outbox()
-            self._flush(o, out)
-            if len(out):
-                await self.bus.commit(out, [])
-                self._record([o])
 
     # ---- feedback ----------------------------------------------------------------------
 

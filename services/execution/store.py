@@ -16,7 +16,6 @@ Keys:
 
 from __future__ import annotations
 
-import time
 from functools import partial
 from typing import Any
 
@@ -153,11 +152,9 @@ async def load(r: Redis, engine: ExecutionEngine) -> None:
         engine.account.day = int(acct.get("day", -1))
         engine.account.day_start_pnl_usd = float(acct.get("day_start_pnl_usd", 0.0))
     tail: list[Any] = await r.xrevrange(MD_TICKS, count=engine.cfg.quote_history * 8)  # type: ignore[assignment]
-    wall = time.time_ns()
     for _, fields in reversed(tail):
         try:
             tick = Tick.from_fields(fields)
         except DecodeError:
             continue  # bad ticks went to the dlq when they were consumed
-        if engine.quotes.add(tick, engine.cfg.strategies.volume_ewma_ticks):
-            engine.tick_wall[tick.symbol] = (tick.ts_ns, wall)
+        engine.quotes.add(tick, engine.cfg.strategies.volume_ewma_ticks)

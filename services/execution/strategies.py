@@ -78,7 +78,7 @@ class WorkingOrder:
     fill_seq: int = 0
     acts: int = 0
     twap_slice: int = 0
-    received_wall_ns: int = 0
+    received_wall_ns: int = 0  # unused; kept so working orders saved before still load
 
     @property
     def remaining(self) -> float:
@@ -95,10 +95,8 @@ class WorkingOrder:
 _WORKING_FIELDS = tuple(f.name for f in fields(WorkingOrder))
 
 
-def new_working(
-    order: Order, strategy: Strategy, cfg: ExecutionConfig, received_wall_ns: int
-) -> WorkingOrder:
-    arrival = order.ts_ns + int(cfg.latency_ms * 1e6)
+def new_working(order: Order, strategy: Strategy, cfg: ExecutionConfig) -> WorkingOrder:
+    arrival = order.ts_ns + max(1, int(cfg.latency_ms * 1e6))
     schedule_ns = 0
     if strategy == "twap":
         rules = cfg.strategies
@@ -117,7 +115,6 @@ def new_working(
         due_ns=arrival,
         limit_price=order.limit_price,
         explicit_limit=order.limit_price is not None,
-        received_wall_ns=received_wall_ns,
     )
 
 

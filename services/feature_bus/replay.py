@@ -17,20 +17,49 @@ import asyncio
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from redis.asyncio import Redis
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from services.feature_bus.config import FeatureBusConfig
+from services.feature_bus.config import FeatureBusConfig, ReplayParams
 from services.feature_bus.replay_rows import RowError, count_rows, read_rows, row_to_quote
 from services.feature_bus.service import SESSION_KEY
 from shared.bus import redis_url
 from shared.config import ConfigError, load_file
-from shared.messages import MD_RAW
+from shared.messages import MD_RAW, RawQuote, Watermark, watermark_stream
 
 GROUP = "feature_bus"
+# The replay is a producer like the services: its watermarks are on ``wm.replay``.
+PRODUCER = "replay"
+
+
+def file_quotes(
+    path: Path, p: ReplayParams, session: str, on_bad: Callable[[int, str], None]
+) -> list[RawQuote]:
+    """Every good row of ``path`` as a raw quote, in event-time order: a file that is
+    not sorted by time (bars grouped by symbol, say) is sorted, stably, so rows of one
+    time keep the file's order. ``on_bad(line, reason)`` for each bad row. The replay
+    and the backtest both read files through this, so they see the same quotes."""
+    kind, rows = read_rows(path, p.chunk_rows)
+    quotes: list[RawQuote] = []
+    ordered = True
+    last = -(2**63)
+    for line, row in rows:
+        try:
+            q = row_to_quote(row, kind, p.bar_spread_bps, line, session)
+        except RowError as exc:
+            on_bad(line, str(exc))
+            continue
+        if q.ts_ns < last:
+            ordered = False
+        last = q.ts_ns
+        quotes.append(q)
+    if not ordered:
+        quotes.sort(key=lambda q: q.ts_ns)
+    return quotes
 
 
 class Stalled(RuntimeError):
@@ -71,13 +100,21 @@ class Replay:
                 )
             await asyncio.sleep(0.02)
 
-    async def flush(self, chunk: list[dict[str, str | int | float]]) -> None:
+    async def flush(self, chunk: list[dict[str, str | int | float]], wm_ns: int) -> None:
+        """Write ``chunk``, then the watermark: every later row is after ``wm_ns``."""
         if not chunk:
             return
         await self.wait_until_in_flight(self.p.max_lag_entries - len(chunk))
+        note = Watermark(producer=PRODUCER, wm_ns=max(wm_ns, 0), wall_ns=time.time_ns())
         async with self.r.pipeline(transaction=False) as pipe:
             for fields in chunk:
                 pipe.xadd(MD_RAW, fields, maxlen=self.cfg.bus.maxlen, approximate=True)  # type: ignore[arg-type]
+            pipe.xadd(
+                watermark_stream(PRODUCER),
+                note.to_fields(),  # type: ignore[arg-type]
+                maxlen=self.cfg.bus.maxlen,
+                approximate=True,
+            )
             await pipe.execute()
         self.sent += len(chunk)
         chunk.clear()
@@ -92,31 +129,26 @@ class Replay:
             self.console.print("[yellow]... further bad rows are only counted[/]")
 
     async def run(self, progress: Progress) -> None:
-        kind, rows = read_rows(self.path, self.p.chunk_rows)
+        quotes = file_quotes(self.path, self.p, self.session, self.report_bad)
+        self.rows = len(quotes) + self.bad
         task = progress.add_task("replay", total=count_rows(self.path), rate="")
         chunk: list[dict[str, str | int | float]] = []
         t0 = time.monotonic()
-        first_ts: int | None = None
-        for line, row in rows:
-            self.rows += 1
-            try:
-                q = row_to_quote(row, kind, self.p.bar_spread_bps, line, self.session)
-            except RowError as exc:
-                self.report_bad(line, str(exc))
-                continue
+        first_ts = quotes[0].ts_ns if quotes else 0
+        for i, q in enumerate(quotes):
+            # Complete through just before the next row's time (the last: its own time).
+            wm_ns = quotes[i + 1].ts_ns - 1 if i + 1 < len(quotes) else q.ts_ns
             if self.speed > 0:
-                first_ts = q.ts_ns if first_ts is None else first_ts
                 ahead_s = (q.ts_ns - first_ts) / 1e9 / self.speed - (time.monotonic() - t0)
                 if ahead_s > 0.001:
-                    await self.flush(chunk)
+                    await self.flush(chunk, q.ts_ns - 1)
                     await asyncio.sleep(ahead_s)
             chunk.append(q.to_fields())
-            if len(chunk) >= self.p.chunk_rows:
-                await self.flush(chunk)
-            if self.rows % 1000 == 0 or not chunk:
+            if len(chunk) >= self.p.chunk_rows or i + 1 == len(quotes):
+                await self.flush(chunk, wm_ns)
+            if i % 1000 == 0 or not chunk:
                 rate = self.sent / max(1e-9, time.monotonic() - t0)
-                progress.update(task, completed=self.rows, rate=f"{rate:,.0f} rows/s")
-        await self.flush(chunk)
+                progress.update(task, completed=i + 1 + self.bad, rate=f"{rate:,.0f} rows/s")
         await self.wait_until_in_flight(0)  # everything handled: the summary is final
         rate = self.sent / max(1e-9, time.monotonic() - t0)
         progress.update(task, completed=self.rows, rate=f"{rate:,.0f} rows/s")

@@ -132,6 +132,10 @@ class RouterRules(ComponentConfig):
     # model's own default approvals.
     regimes: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     consensus: ConsensusParams = ConsensusParams()
+    # Conflation in event time: at most one decision per symbol per this many ms of
+    # event time (a features entry within it of the symbol's last decision is observed,
+    # not decided on). 0: decide on every features entry.
+    decide_interval_ms: float = Field(default=0.0, ge=0, le=3_600_000)
     rules: tuple[RoutingRule, ...] = Field(min_length=1)
 
     @field_validator("asset_classes")

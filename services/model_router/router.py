@@ -7,10 +7,10 @@ Every features message ``f`` of a symbol is *observed* (``observe``), in order:
 2. every model routed for the symbol observes ``f`` once (only models that keep state
    are called: a model without its own ``observe`` has nothing to do).
 
-Decisions are *conflated* (``decide``): once per symbol per batch, on the symbol's
-latest features ``f`` (its ``ts_ns`` and ``trace_ts_ns`` go on the outputs), so under
-load the router never trades on stale features and its cost per message is the two
-steps above; with one message per batch it decides on every message:
+Decisions are *conflated* in event time (``handle``): a symbol is decided on at most
+once per ``decide_interval_ms`` of event time, on the features entry that opens the
+interval (its ``ts_ns`` and ``trace_ts_ns`` go on the outputs); entries within it are
+observed only. Nothing depends on how entries were batched:
 
 3. per matched (rule, horizon): each routed model predicts; the live models approved
    in ``f.regime`` vote (a waiting model's last vote stays, ageing, for at most
@@ -67,6 +67,8 @@ class Router:
         # symbol -> (routes, routed models that keep state), for the current table
         self._routed: dict[str, tuple[tuple[Route, ...], tuple[str, ...]]] = {}
         self._latest: dict[str, Features] = {}  # symbol -> latest features, not decided on
+        self._decided_ns: dict[str, int] = {}  # symbol -> event time of its last decision
+        self.decide_interval_ns = int(rules.decide_interval_ms * 1e6)
 
     def reload(self, rules: RouterRules) -> None:
         """New rules: a new routing table (so a fresh route cache). Consensus state is
@@ -80,12 +82,21 @@ class Router:
         self.params = rules.consensus
         self.leaders.margin = rules.consensus.switch_margin
         self.leaders.half_life_s = rules.consensus.switch_half_life_s
+        self.decide_interval_ns = int(rules.decide_interval_ms * 1e6)
 
     # ---- messages and decisions -------------------------------------------------------
 
     def handle(self, f: Features) -> list[Message]:
-        """One message, decided on at once (a batch of one)."""
+        """Observe ``f``; decide on it unless its symbol was decided on less than
+        ``decide_interval_ms`` of event time ago."""
         self.observe(f)
+        last = self._decided_ns.get(f.symbol)
+        if last is not None and f.ts_ns - last < self.decide_interval_ns:
+            self._latest.pop(f.symbol, None)
+            return []
+        if f.symbol not in self._latest:
+            return []  # no rule for it
+        self._decided_ns[f.symbol] = f.ts_ns
         return self.decide()
 
     def observe(self, f: Features) -> None:

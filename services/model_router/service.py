@@ -2,9 +2,9 @@
 horizon, plus shadow models') and ``router.switches`` out. Wiring only: the logic is
 ``router.Router``.
 
-Conflation: every features entry is observed as it comes (``on_message``); the signals
-are decided once per symbol per batch, on its latest features (``on_batch_end``). A
-batch of one entry, the usual case at low rates, decides on that entry."""
+Every features entry is observed as it comes and decided on unless its symbol was
+decided on less than ``decide_interval_ms`` of event time before (``Router.handle``):
+what the router writes never depends on how entries were batched."""
 
 from __future__ import annotations
 
@@ -15,18 +15,16 @@ from services.model_router.config import RouterRules
 from services.model_router.router import CONSENSUS_ID, Router
 from services.model_router.routing import Route
 from shared.bus import Entry, Outbox
-from shared.config import ComponentConfig
 from shared.messages import FEATURES, Features, RouterSwitch, Signal
 from shared.service import Service
 
 
-class ModelRouter(Service):
+class ModelRouter(Service[RouterRules]):
     name: ClassVar[str] = "model_router"
     inputs: ClassVar[tuple[str, ...]] = (FEATURES,)
+    upstreams: ClassVar[dict[str, str]] = {FEATURES: "feature_bus"}
 
-    config: RouterRules
-
-    def __init__(self, config: ComponentConfig | None = None) -> None:
+    def __init__(self, config: RouterRules | None = None) -> None:
         super().__init__(config)
         self.router = Router(self.config)
         # model -> calls, waits, errors, scored outcomes: what Prometheus has seen
@@ -40,11 +38,9 @@ class ModelRouter(Service):
             model_id: mm.ModelChildren.bind(model_id) for model_id in self.router.registry.stats
         }
 
-    def on_config(self, config: ComponentConfig) -> None:
+    def on_config(self, config: RouterRules) -> None:
         # Called between batches; the config was validated, so compiling cannot fail on it.
-        assert isinstance(config, RouterRules)
         self.router.reload(config)
-        self.config = config
 
     def routes(self, symbol: str) -> tuple[Route, ...]:
         """The cached routing decision for ``symbol`` (what ``make bench`` times as route_us)."""
@@ -53,10 +49,7 @@ class ModelRouter(Service):
     def on_message(self, entry: Entry, out: Outbox) -> None:
         f = entry.message
         assert isinstance(f, Features)
-        self.router.observe(f)
-
-    def on_batch_end(self, out: Outbox) -> None:
-        for msg in self.router.decide():
+        for msg in self.router.handle(f):
             out.emit(msg)
             if isinstance(msg, Signal):
                 if msg.model_id == CONSENSUS_ID:
@@ -68,6 +61,8 @@ class ModelRouter(Service):
                     self._shadow_signals(msg.model_id).inc()
             elif isinstance(msg, RouterSwitch):
                 self._switches(msg.symbol).inc()
+
+    def on_batch_end(self, out: Outbox) -> None:
         self._export_model_stats()
 
     async def on_batch_failed(self) -> None:

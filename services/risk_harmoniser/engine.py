@@ -4,8 +4,9 @@ in replay, in the benchmark and under hypothesis.
 
 A signal's decision, in order (the first failing step is the reason code):
 1. HALTED -> ``halt``.
-2. quote checks (no_quote, stale_quote, price_band); a signal that reached us later
-   than max_signal_lag_ms -> no new positions (``stale_data``, reduce only).
+2. quote checks (no_quote, stale_quote, price_band); a signal more than
+   max_signal_lag_ms of event time behind the newest data handled (it came late)
+   -> no new positions (``stale_data``, reduce only).
 3. blend -> edge, uncertainty; costs -> net edge = |edge| - costs - margin.
 4. net edge > 0: size toward sign(edge) (never shrink a same-side position on a
    weaker edge); edge against the position by > exit_edge_bps: target 0; else
@@ -35,9 +36,11 @@ from shared.messages import SIGNALS, Signal
 _EWMA_DEPTH = 0.1  # weight of the newest touch depth / volume rate
 
 
-def order_id_for(entry_id: str, symbol: str) -> str:
-    """Deterministic: the same input entry always gives the same order id."""
-    return hashlib.sha256(f"{SIGNALS}:{entry_id}:{symbol}".encode()).hexdigest()[:24]
+def order_id_for(sig: Signal) -> str:
+    """Deterministic: the same signal gives the same order id, in the stack (whatever
+    Redis ids its entries got), on a retry, and in the backtest."""
+    key = f"{SIGNALS}:{sig.symbol}:{sig.ts_ns}:{sig.model_id}:{sig.horizon}:{sig.features_hash}"
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
 @dataclass(slots=True)
@@ -106,6 +109,7 @@ class RiskEngine:
         self.day = 0
         self.day_start_equity_usd = p.equity_usd
         self.now_ns = 0
+        self.breakers_due = False  # a fill moved the book: check the breakers at the next tick
         self._statics: NameStatics | None = None
 
     def configure(self, p: RiskParams) -> None:
@@ -168,6 +172,8 @@ class RiskEngine:
                 if self.cov.samples:
                     self.vol_hist[k].add(self.cov.daily_vol(k))
             return self.check_breakers(state)
+        if self.breakers_due or (state.halted and state.until_ns):
+            return self.check_breakers(state)
         return None
 
     def on_fill(
@@ -178,19 +184,21 @@ class RiskEngine:
         signed_qty: float,
         price: float,
         fee_usd: float,
-        state: TradingState,
-    ) -> tuple[bool, ControlCommand | None]:
+    ) -> bool:
+        """Book a fill (False: seen already). Decides nothing: the breakers look at the
+        book at the next tick (``breakers_due``), so a fill never causes an output."""
         self._index(symbol)
         new, realized_usd, closed = self.portfolio.on_fill(
             fill_id, order_id, symbol, signed_qty, price, fee_usd
         )
         if not new:
-            return False, None
+            return False
         self.portfolio.marks.setdefault(symbol, price)
         if closed:
             self.kelly.record(realized_usd)
             self.streak.record(realized_usd)
-        return True, self.check_breakers(state)
+        self.breakers_due = True
+        return True
 
     def on_rejection(self, order_id: str) -> bool:
         return self.portfolio.on_rejection(order_id)
@@ -231,6 +239,7 @@ class RiskEngine:
         """A control command when a breaker trips or a timed halt expires, else None."""
         if not self.now_ns:
             return None
+        self.breakers_due = False
         self._roll_day()
         b = self.p.breakers
         if state.halted:
@@ -286,15 +295,16 @@ class RiskEngine:
 
     # ---- the decision --------------------------------------------------------------------
 
-    def on_signal(
-        self, sig: Signal, entry_id: str, state: TradingState, wall_ns: int
-    ) -> Decision | None:
+    def on_signal(self, sig: Signal, state: TradingState) -> Decision | None:
         """The decision for one signal; None for a shadow signal (not ours to act on)."""
         if sig.shadow:
             return None
         i = self._index(sig.symbol)
         self.books[i].add(sig)
         p = self.p
+        # Event time: how far the signal is behind the newest data handled (0 when the
+        # inputs come in event-time order; more for an entry that came late).
+        lag_ms = (self.now_ns - sig.ts_ns) / 1e6
         self.now_ns = max(self.now_ns, sig.ts_ns)
         edge, unc, _ = blend_book(self.books[i], sig.ts_ns, p.blend)
         d = Decision(sig.symbol, "reject", "", edge, unc)
@@ -313,9 +323,7 @@ class RiskEngine:
         if bad:
             d.reason = bad
             return d
-        stale = (
-            sig.trace_ts_ns > 0 and (wall_ns - sig.trace_ts_ns) / 1e6 > p.pretrade.max_signal_lag_ms
-        )
+        stale = lag_ms > p.pretrade.max_signal_lag_ms
         reducing = state.state == "REDUCING" or stale
         self._roll_day()
         mark = q.mid
@@ -409,7 +417,7 @@ class RiskEngine:
             return d
         d.action = "order"
         d.reason = why + (f":{binding}" if binding else "")
-        d.order_id = order_id_for(entry_id, sig.symbol)
+        d.order_id = order_id_for(sig)
         d.side = "buy" if delta > 0 else "sell"
         d.qty = abs(delta) / mark
         d.price = mark

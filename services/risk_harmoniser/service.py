@@ -12,7 +12,6 @@ from execution's ``edgebus:execution:positions``. A breaker that trips publishes
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -20,16 +19,14 @@ import orjson
 
 from services.risk_harmoniser.config import RiskParams
 from services.risk_harmoniser.engine import Decision, RiskEngine
-from shared import metrics as m
 from shared.bus import Entry, Outbox
-from shared.config import KEY_PREFIX, ComponentConfig
-from shared.control import TRADING_KEY, ControlCommand, state_after
+from shared.config import KEY_PREFIX
+from shared.control import ControlCommand
 from shared.messages import (
     FILLS,
     MD_TICKS,
     REJECTIONS,
     SIGNALS,
-    TRADING_CONTROL,
     Fill,
     Order,
     Rejection,
@@ -51,14 +48,20 @@ _validate_decision: Callable[[dict[str, Any]], RiskDecision] = (
 )
 
 
-class RiskHarmoniser(Service):
+class RiskHarmoniser(Service[RiskParams]):
     name: ClassVar[str] = "risk_harmoniser"
-    inputs: ClassVar[tuple[str, ...]] = (SIGNALS, FILLS, REJECTIONS, MD_TICKS)
+    # Event-time order at equal times: what execution did, then the market, then the
+    # signals (a signal at t is sized on the book and quote as of t).
+    inputs: ClassVar[tuple[str, ...]] = (FILLS, REJECTIONS, MD_TICKS, SIGNALS)
+    upstreams: ClassVar[dict[str, str]] = {
+        FILLS: "execution",
+        REJECTIONS: "execution",
+        MD_TICKS: "feature_bus",
+        SIGNALS: "model_router",
+    }
     persists_trading_state: ClassVar[bool] = True
 
-    config: RiskParams
-
-    def __init__(self, config: Any = None) -> None:
+    def __init__(self, config: RiskParams | None = None) -> None:
         super().__init__(config)
         self.engine = RiskEngine(self.config)
         self.orders_sent = 0
@@ -93,10 +96,15 @@ class RiskHarmoniser(Service):
         self.engine = RiskEngine(self.config)
         await self.on_start()
 
-    def on_config(self, config: ComponentConfig) -> None:
-        assert isinstance(config, RiskParams)
-        self.config = config
+    def on_config(self, config: RiskParams) -> None:
         self.engine.configure(config)
+
+    def lookahead_ns(self, stream: str) -> int | None:
+        # Orders and decisions come only from signals. Fills, rejections and ticks move
+        # the book, the marks and the breakers, whose effect shows at the next signal: so
+        # risk's watermark runs ahead to its next signal, execution's follows it, and the
+        # loop between the two does not advance one latency at a time.
+        return 0 if stream == SIGNALS else None
 
     # ---- handling ------------------------------------------------------------------------
 
@@ -117,15 +125,13 @@ class RiskHarmoniser(Service):
             self._breaker(cmd, out)
         elif isinstance(msg, Fill):
             signed = msg.qty if msg.side == "buy" else -msg.qty
-            new, cmd = eng.on_fill(
-                msg.fill_id, msg.order_id, msg.symbol, signed, msg.price, msg.fee, self.trading
+            self._dirty |= eng.on_fill(
+                msg.fill_id, msg.order_id, msg.symbol, signed, msg.price, msg.fee
             )
-            self._dirty |= new
-            self._breaker(cmd, out)
         elif isinstance(msg, Rejection):
             self._dirty |= eng.on_rejection(msg.order_id)
         elif isinstance(msg, Signal):
-            decision = eng.on_signal(msg, entry.entry_id, self.trading, time.time_ns())
+            decision = eng.on_signal(msg, self.trading)
             if decision is not None:
                 self._emit(msg, decision, out)
 
@@ -174,18 +180,10 @@ class RiskHarmoniser(Service):
         )
 
     def _breaker(self, cmd: ControlCommand | None, out: Outbox) -> None:
-        """Apply a breaker's command here at once, save it and tell every service, in the
-        batch's transaction (the published copy comes back to us and changes nothing)."""
-        if cmd is None:
-            return
-        st = state_after(cmd)
-        self.trading = st
-        m.TRADING_HALTED.labels(self.name).set(1 if st.halted else 0)
-        mapping = st.as_dict()
-        note = orjson.dumps(cmd.model_dump())
-        out.call(lambda pipe: pipe.hset(TRADING_KEY, mapping=mapping))  # type: ignore[arg-type]
-        out.call(lambda pipe: pipe.publish(TRADING_CONTROL, note))
-        self.log.warning("breaker: %s (%s)", cmd.action, cmd.reason)
+        """A breaker's command: applied here at once, saved and told to every service in
+        the batch's transaction."""
+        if cmd is not None:
+            self.control(cmd, out, announce=True)
 
     def on_batch_end(self, out: Outbox) -> None:
         if self._dirty:
