@@ -3,11 +3,17 @@ data-quality limits, replay and websocket settings. Every error names its key.""
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+from collections.abc import Mapping
+from typing import Literal, get_args
 
 from pydantic import Field, model_validator
 
-from shared.config import ComponentConfig, Frozen
+from shared.config import ComponentConfig, ConfigError, Frozen
+
+Source = Literal["synthetic", "websocket", "replay"]
+# Overrides ``source`` of conf/feature_bus.yml (e.g. EDGEBUS_SOURCE=replay make start).
+SOURCE_ENV = "EDGEBUS_SOURCE"
 
 
 class SymbolSpec(Frozen):
@@ -20,20 +26,31 @@ class SymbolSpec(Frozen):
 
 
 class FeatureParams(Frozen):
-    """Feature windows (in ticks) and regime thresholds (seed 003 §2 as quoted in issue 3).
+    """Feature windows (durations in seconds of event time) and regime thresholds (seed
+    003 §2 as quoted in issue 3).
 
-    ``volatility_pct`` is the EWMA realized volatility of mid log-returns scaled by the
-    square-root-of-time rule to ``vol_horizon_ticks`` ticks (default 1440: one day of
-    1-minute bars), in percent. The regime thresholds below are in that unit.
+    Every average is decayed by the event time between quotes (``ts_ns``), not by the
+    number of quotes, so quotes every 80 ms and daily bars use the same definitions.
+    ``volatility_pct`` is daily volatility in percent (variance per second of event time
+    * 86,400); the regime thresholds below are in that unit. The defaults reproduce the
+    former tick windows on the shipped synthetic market, whose symbols quote every
+    80 ms of event time each (4 symbols at ``nominal_ticks_per_s`` 50): see
+    docs/feature_bus.md "Windows".
     """
 
-    ema_short_ticks: int = Field(default=10, ge=1)
-    ema_long_ticks: int = Field(default=50, ge=2)
-    vol_halflife_ticks: int = Field(default=50, ge=1)
-    vol_horizon_ticks: int = Field(default=1440, ge=1)
+    # EMA spans: the weight of a quote decays as exp(-2 age / span); 0.8 s and 4 s are
+    # the former 10- and 50-tick EMAs at 80 ms per symbol tick.
+    ema_short_s: float = Field(default=0.8, gt=0, le=1e9)
+    ema_long_s: float = Field(default=4.0, gt=0, le=1e9)
+    # Half-life of the volatility estimate: the former 50 ticks at 80 ms.
+    vol_halflife_s: float = Field(default=4.0, gt=0, le=1e9)
     adx_period: int = Field(default=14, ge=2, le=1_000)
-    adx_bar_ticks: int = Field(default=2, ge=1, le=10_000)
-    volume_window_ticks: int = Field(default=500, ge=2, le=100_000)
+    # Quotes become ADX bars of this length (high, low, close of the mids in it): two
+    # symbol ticks at 80 ms, as the former 2-tick bars. Bars (open/high/low given) are
+    # used as they are.
+    adx_bar_s: float = Field(default=0.16, gt=0, le=1e9)
+    # Normal volume: the mean over this window; 160 s = the former 2,000 ticks at 80 ms.
+    volume_window_s: float = Field(default=160.0, gt=0, le=1e10)
     # Regimes.
     trend_adx_min: float = Field(default=25.0, ge=0, le=100)
     range_adx_max: float = Field(default=20.0, ge=0, le=100)
@@ -46,8 +63,8 @@ class FeatureParams(Frozen):
 
     @model_validator(mode="after")
     def _windows(self) -> FeatureParams:
-        if self.ema_short_ticks >= self.ema_long_ticks:
-            raise ValueError("ema_short_ticks must be smaller than ema_long_ticks")
+        if self.ema_short_s >= self.ema_long_s:
+            raise ValueError("ema_short_s must be smaller than ema_long_s")
         if self.range_adx_max > self.trend_adx_min:
             raise ValueError("range_adx_max must not exceed trend_adx_min")
         if self.range_vol_min_pct >= self.range_vol_max_pct:
@@ -63,6 +80,10 @@ class QualityParams(Frozen):
     gap_ms: float = Field(default=1_000.0, ge=0, description="0 disables gap detection")
     gap_factor: float = Field(default=1.5, gt=1.0, le=1_000)
     ffill_max_intervals: int = Field(default=5, ge=0, le=1_000)
+    # Bars (open/high/low given) are never forward-filled, and a gap between bars is
+    # dt > bar_gap_factor * T: a weekend is about 2 T of daily bars (T, the EWMA of
+    # intervals, includes weekends), a long weekend about 3 T, so neither is a gap.
+    bar_gap_factor: float = Field(default=5.0, gt=1.0, le=1_000_000)
     score_halflife_quotes: int = Field(default=200, ge=1)
 
 
@@ -97,11 +118,18 @@ class WebsocketParams(Frozen):
 class FeatureBusConfig(ComponentConfig):
     # synthetic: the built-in market; websocket: the live feed below; replay: only what
     # arrives on md.raw (``edgebus replay``). md.raw is consumed in every mode.
-    source: Literal["synthetic", "websocket", "replay"] = "synthetic"
+    source: Source = "synthetic"
     seed: int = 7
     ticks_per_s: float = Field(
         default=50.0, ge=0, description="total over all symbols; 0 = as fast as possible"
     )
+    # The synthetic market's event clock: each quote advances event time by
+    # 1 / nominal_ticks_per_s (total over all symbols), whatever ``ticks_per_s`` paces
+    # the wall clock at: a full-speed run is a fast-forwarded market.
+    nominal_ticks_per_s: float = Field(default=50.0, gt=0, le=1e8)
+    # Event time of the first synthetic quote; 0 = the wall clock when the market is
+    # made (the live stack). Tests and backtests give a fixed value.
+    start_ts_ns: int = Field(default=0, ge=0, le=2**62)
     max_batch_ticks: int = Field(default=500, ge=1, le=10_000)
     max_downstream_lag: int = Field(
         default=5_000,
@@ -129,3 +157,17 @@ class FeatureBusConfig(ComponentConfig):
                 "replay.max_lag_entries must be below bus.maxlen, or md.raw is trimmed unread"
             )
         return self
+
+
+def with_source_override(
+    cfg: FeatureBusConfig, environ: Mapping[str, str] = os.environ
+) -> FeatureBusConfig:
+    """``cfg`` with ``source`` replaced by $EDGEBUS_SOURCE when that is set (synthetic,
+    websocket or replay; replay = no live source, only md.raw). Anything else is a
+    ConfigError naming the variable."""
+    value = environ.get(SOURCE_ENV, "").strip()
+    if not value or value == cfg.source:
+        return cfg
+    if value not in get_args(Source):
+        raise ConfigError(f"{SOURCE_ENV}={value!r}: must be one of {', '.join(get_args(Source))}")
+    return cfg.model_copy(update={"source": value})

@@ -3,17 +3,21 @@
 Formulas (seed 003 §2 as quoted in issue 3; units in the names):
 - mid = (bid + ask) / 2; spread_bps = (ask - bid) / mid * 1e4
 - book_pressure = (bid_size - ask_size) / (bid_size + ask_size), in [-1, 1] (0 if empty)
-- ema_short / ema_long: EMAs of mid over ``ema_short_ticks`` / ``ema_long_ticks``;
-  trend_bps = (ema_short / ema_long - 1) * 1e4
+- Windows are durations of event time (``ts_ns``), not numbers of quotes; dt is the
+  time since the symbol's previous quote (indicators.py gives each formula).
+- ema_short / ema_long: time-decayed EMAs of mid of span ``ema_short_s`` /
+  ``ema_long_s`` (tau = span / 2); trend_bps = (ema_short / ema_long - 1) * 1e4
 - return_bps = (mid_t / mid_{t-1} - 1) * 1e4 (0 on the first tick)
-- volatility_pct = 100 * sqrt(EWMA(r^2) * vol_horizon_ticks), r = ln(mid_t / mid_{t-1}):
-  the RiskMetrics EWMA variance per tick (half-life ``vol_halflife_ticks``) scaled to a
-  horizon of ``vol_horizon_ticks`` ticks by the square-root-of-time rule. With the
-  default 1440 this is the daily volatility of 1-minute bars; for tick data read it as
-  "volatility over 1440 ticks".
-- adx, plus_di, minus_di: Wilder's ADX(``adx_period``) on bars of ``adx_bar_ticks`` mids.
-- volume_ratio = EMA(volume, ``ema_short_ticks``) / mean(volume over the last
-  ``volume_window_ticks`` ticks); volume is the quote's traded ``volume`` when the
+- volatility_pct = 100 * sqrt(v * 86,400): daily volatility in percent, v the EWMA
+  variance per second of r = ln(mid_t / mid_{t-1}) over the elapsed event time
+  (half-life ``vol_halflife_s``). Quotes every second and daily bars both read daily
+  volatility (for bars with closed days, per calendar day: a weekend's return is
+  spread over its three days).
+- adx, plus_di, minus_di: Wilder's ADX(``adx_period``): on a bar's own high, low and
+  close (close = mid) when the tick is a bar, else on time bars of ``adx_bar_s`` of
+  mids.
+- volume_ratio = EMA(volume, span ``ema_short_s``) / mean(volume over the last
+  ``volume_window_s`` seconds); volume is the quote's traded ``volume`` when the
   source gives one, else its displayed depth bid_size + ask_size (book tickers have no
   trade volume). 1.0 while the mean is 0.
 - regime: see ``classify``.
@@ -32,8 +36,16 @@ from typing import Any
 import orjson
 
 from services.feature_bus.config import FeatureParams
-from services.feature_bus.indicators import Adx, Ema, EwmaVariance, RollingMean
+from services.feature_bus.indicators import (
+    NS_PER_S,
+    Adx,
+    DecayedMean,
+    VarianceRate,
+    WindowMean,
+)
 from shared.messages import MAX_NS, SCHEMA_VERSION, Features, Regime, Tick
+
+SECONDS_PER_DAY = 86_400.0
 
 
 def features_hash(values: tuple[float, ...]) -> str:
@@ -115,23 +127,40 @@ class FeatureState:
         "vol_fast",
         "vol_mean",
         "prev_mid",
+        "prev_ts_ns",
         "regime",
         "last_tick",
         "n",
+        "k_short",
+        "k_long",
+        "k_var",
+        "dt_ns",
+        "w_short",
+        "w_long",
+        "w_var",
     )
 
     def __init__(self, p: FeatureParams) -> None:
         self.p = p
-        self.ema_short = Ema(p.ema_short_ticks)
-        self.ema_long = Ema(p.ema_long_ticks)
-        self.var = EwmaVariance(p.vol_halflife_ticks)
-        self.adx = Adx(p.adx_period, p.adx_bar_ticks)
-        self.vol_fast = Ema(p.ema_short_ticks)
-        self.vol_mean = RollingMean(p.volume_window_ticks)
+        self.ema_short = DecayedMean()
+        self.ema_long = DecayedMean()
+        self.var = VarianceRate()
+        self.adx = Adx(p.adx_period, p.adx_bar_s)
+        self.vol_fast = DecayedMean()
+        self.vol_mean = WindowMean(p.volume_window_s)
         self.prev_mid = 0.0
+        self.prev_ts_ns = 0
         self.regime: Regime = "RANGE"
         self.last_tick: Tick | None = None
         self.n = 0
+        # Decay per nanosecond: w = exp(-dt_ns * k); EMA tau = span / 2, volatility
+        # tau = half-life / ln 2.
+        self.k_short = 2.0 / (p.ema_short_s * NS_PER_S)
+        self.k_long = 2.0 / (p.ema_long_s * NS_PER_S)
+        self.k_var = math.log(2.0) / (p.vol_halflife_s * NS_PER_S)
+        # The decays of the last dt, reused while quotes keep their spacing.
+        self.dt_ns = -1
+        self.w_short = self.w_long = self.w_var = 0.0
 
     def update(self, tick: Tick, quality: str = "", source: str = "") -> Features:
         p = self.p
@@ -139,21 +168,38 @@ class FeatureState:
         spread_bps = (tick.ask - tick.bid) / mid * 1e4
         depth = tick.bid_size + tick.ask_size
         pressure = (tick.bid_size - tick.ask_size) / depth if depth > 0 else 0.0
-        ema_s = self.ema_short.update(mid)
-        ema_l = self.ema_long.update(mid)
+        ts_ns = tick.ts_ns
+        dt_ns = ts_ns - self.prev_ts_ns if self.n else 0
+        if dt_ns < 0:  # the gate refuses these; a direct caller gets no negative age
+            dt_ns = 0
+        if dt_ns != self.dt_ns:
+            exp = math.exp
+            self.dt_ns = dt_ns
+            self.w_short = exp(-dt_ns * self.k_short)
+            self.w_long = exp(-dt_ns * self.k_long)
+            self.w_var = exp(-dt_ns * self.k_var)
+        w_short = self.w_short
+        ema_s = self.ema_short.update(mid, w_short)
+        ema_l = self.ema_long.update(mid, self.w_long)
         if self.n == 0:
             ret_bps = 0.0
         else:
             ret_bps = (mid / self.prev_mid - 1.0) * 1e4
-            self.var.update(math.log(mid / self.prev_mid))
+            self.var.update(math.log(mid / self.prev_mid), dt_ns / NS_PER_S, self.w_var)
         self.prev_mid = mid
+        self.prev_ts_ns = ts_ns
         self.last_tick = tick
         self.n += 1
-        vol_pct = 100.0 * math.sqrt(self.var.value * p.vol_horizon_ticks)
-        adx = self.adx.update(mid)
+        vol_pct = 100.0 * math.sqrt(self.var.value * SECONDS_PER_DAY)
+        high = tick.high
+        if high is None:
+            adx = self.adx.update(ts_ns, mid)
+        else:  # a bar: its own high and low (the mid is its close)
+            low = tick.low
+            adx = self.adx.bar(high, low if low is not None else mid, mid)
         volume = tick.volume if tick.volume is not None else depth
-        fast = self.vol_fast.update(volume)
-        mean = self.vol_mean.update(volume)
+        fast = self.vol_fast.update(volume, w_short)
+        mean = self.vol_mean.update(ts_ns, volume)
         volume_ratio = fast / mean if mean > 0 else 1.0
         trend_bps = (ema_s / ema_l - 1.0) * 1e4
         self.regime = classify(

@@ -5,11 +5,17 @@ websocket adapter, and writes what it returns. State is kept per (source, sessio
 symbol), so replaying a file twice, or a replay next to the live feed, starts fresh
 rather than tripping the out-of-order check; the number of such states is capped
 (least recently used dropped first) so memory stays bounded.
+
+``trace_ts_ns`` (wall clock, for latency only) is the source's ingest stamp: the
+synthetic market and the websocket feed stamp their quotes; a quote that arrives
+unstamped (``edgebus replay`` writes none on md.raw) is stamped here, when feature_bus
+takes it in. It never enters a feature or a quality decision.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +26,7 @@ from services.feature_bus.quality import QualityScore, SymbolTrack
 from shared.messages import SCHEMA_VERSION, Features, RawQuote, Tick
 
 MAX_TRACKED = 10_000
+wall_ns = time.time_ns  # the ingest stamp's clock (a module name: tests replace it)
 _INF = math.inf
 
 
@@ -75,7 +82,7 @@ class QuotePipeline:
         last_price, volume = q.last, q.volume
         fields: dict[str, Any] = {  # every field, in Tick's order (see Message.trusted)
             "v": SCHEMA_VERSION,
-            "trace_ts_ns": trace_ts_ns or q.recv_ts_ns or q.ts_ns,
+            "trace_ts_ns": trace_ts_ns or q.trace_ts_ns or wall_ns(),
             "symbol": q.symbol,
             "ts_ns": q.ts_ns,
             "bid": q.bid,
@@ -84,6 +91,9 @@ class QuotePipeline:
             "ask_size": q.ask_size,
             "last": last_price if last_price is not None and last_price > 0 else None,
             "volume": volume if volume is not None and volume >= 0 else None,
+            "open": q.open,  # the gate has checked a bar's open, high and low
+            "high": q.high,
+            "low": q.low,
             "venue": q.source,
             "quality": quality,
         }
@@ -94,6 +104,7 @@ class QuotePipeline:
             and type(q.bid_size) is type(q.ask_size) is float
             and (fields["last"] is None or (type(last_price) is float and last_price != _INF))
             and (fields["volume"] is None or (type(volume) is float and volume != _INF))
+            and (q.high is None or type(q.open) is type(q.high) is type(q.low) is float)
             and type(q.source) is str
             and valid_ids(fields["trace_ts_ns"], q.symbol, q.ts_ns)
         ):
@@ -101,8 +112,9 @@ class QuotePipeline:
         else:
             tick = Tick(**fields)
         if verdict.ffill_steps and state.n:
-            # Forward-fill: step the state with the previous quote once per missing
-            # interval (zero returns), so EMAs and volatility see the quiet time.
+            # Forward-fill (quotes only, never bars): step the state with the previous
+            # quote once per missing interval, so the quiet time is the previous
+            # price's, not the next one's.
             last = state.last_tick
             for k in range(1, verdict.ffill_steps + 1):
                 if last is not None:

@@ -22,6 +22,14 @@ A gap is dt > max(gap_ms, gap_factor * T), with T the symbol's typical interval:
 EWMA (alpha 0.1) of dt over non-gap intervals, seeded with the first dt. The number of
 missing intervals is round(dt / T) - 1. A relative rule works for ticks and for
 minute bars alike; the absolute floor keeps bursty live ticks from counting as gaps.
+
+Bars (quotes with ``open``, ``high`` and ``low``) are never forward-filled: a market's
+closed hours are not missing data. Their gap is dt > max(gap_ms, bar_gap_factor * T)
+(default 5 T: weekends and holidays of daily bars are not gaps). A bar must carry all
+three of open, high and low, finite, with 0 < low <= open <= high, else it is rejected.
+
+Every decision here is on event time (``ts_ns``); only ``stale`` compares the receive
+time with it (latency, not content).
 """
 
 from __future__ import annotations
@@ -46,6 +54,19 @@ def static_problem(bid: float, ask: float, bid_size: float, ask_size: float) -> 
         return f"negative size: bid_size={bid_size} ask_size={ask_size}"
     if bid > ask:
         return f"crossed book: bid {bid} > ask {ask}"
+    return None
+
+
+def bar_problem(o: float | None, h: float | None, lo: float | None) -> str | None:
+    """Why open/high/low cannot be a bar's, or None."""
+    if o is None or h is None or lo is None:
+        return f"bar: open, high and low must all be given (open={o} high={h} low={lo})"
+    try:
+        ok = 0.0 < lo <= o <= h < _INF
+    except TypeError:
+        ok = False
+    if not ok:
+        return f"bar: inconsistent or non-finite (open={o} high={h} low={lo})"
     return None
 
 
@@ -89,6 +110,10 @@ class SymbolTrack:
             problem = static_problem(bid, ask, bid_size, ask_size)
             if problem:
                 return Verdict(reason=problem)
+        if q.high is not None or q.low is not None or q.open is not None:
+            problem = bar_problem(q.open, q.high, q.low)
+            if problem:
+                return Verdict(reason=problem)
         if self.quote is not None:
             if q.ts_ns < self.ts_ns:
                 return Verdict(
@@ -104,13 +129,13 @@ class SymbolTrack:
         mid = (q.bid + q.ask) / 2.0
         if self.mid > 0 and abs(mid / self.mid - 1.0) * 100.0 > p.max_price_jump_pct:
             flags.append("jump")
-        steps, interval = self._gap(q.ts_ns, p, flags)
+        steps, interval = self._gap(q.ts_ns, p, flags, q.high is not None)
         self.ts_ns, self.quote, self.mid = q.ts_ns, quote, mid
         if not flags:
             return CLEAN
         return Verdict(flags=tuple(flags), ffill_steps=steps, ffill_interval_ns=interval)
 
-    def _gap(self, ts_ns: int, p: QualityParams, flags: list[str]) -> tuple[int, int]:
+    def _gap(self, ts_ns: int, p: QualityParams, flags: list[str], bar: bool) -> tuple[int, int]:
         if self.quote is None:
             return 0, 0
         dt = ts_ns - self.ts_ns
@@ -118,7 +143,11 @@ class SymbolTrack:
         if t <= 0:
             self.interval_ns = float(dt)
             return 0, 0
-        if p.gap_ms > 0 and dt > max(p.gap_ms * 1e6, p.gap_factor * t):
+        factor = p.bar_gap_factor if bar else p.gap_factor
+        if p.gap_ms > 0 and dt > max(p.gap_ms * 1e6, factor * t):
+            if bar:  # closed hours or missing bars: nothing to fill
+                flags.append("gap")
+                return 0, 0
             missing = max(1, round(dt / t) - 1)
             if missing <= p.ffill_max_intervals:
                 flags.append("ffill")

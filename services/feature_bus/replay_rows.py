@@ -4,7 +4,9 @@ Columns: ``ts`` (ISO-8601, naive = UTC, or integer epoch nanoseconds), ``symbol`
 either quotes (``bid``, ``ask``, ``bid_size``, ``ask_size``) or bars (``open``,
 ``high``, ``low``, ``close``, ``volume``). A bar becomes a quote around its close with
 ``bar_spread_bps``: bid = close (1 - s / 2e4), ask = close (1 + s / 2e4), half the bar's
-volume on each side, and ``volume`` carried as traded volume.
+volume on each side, ``volume`` carried as traded volume, and the bar's ``open``,
+``high`` and ``low`` carried along (the features use them: ADX on the true range).
+``trace_ts_ns`` is left 0: feature_bus stamps it when it takes the quote in.
 
 Readers stream (CSV row by row, Parquet batch by batch), so memory does not grow with
 the file. Every row problem raises ``RowError`` whose text is what the user sees next to
@@ -108,18 +110,22 @@ def row_to_quote(
         raise RowError("symbol: longer than 64 characters")
     ts_ns = parse_ts(row.get("ts"))
     volume: float | None = None
+    o: float | None = None
+    h: float | None = None
+    lo: float | None = None
     if kind == "quotes":
         bid, ask = _number(row, "bid"), _number(row, "ask")
         bid_size, ask_size = _number(row, "bid_size"), _number(row, "ask_size")
     else:
-        o, h, lo, c = (_number(row, k) for k in ("open", "high", "low", "close"))
+        bo, bh, bl, c = (_number(row, k) for k in ("open", "high", "low", "close"))
         volume = _number(row, "volume")
-        if not all(math.isfinite(x) for x in (o, h, lo, c, volume)):
+        if not all(math.isfinite(x) for x in (bo, bh, bl, c, volume)):
             raise RowError("bar: non-finite value")
-        if min(o, h, lo, c) <= 0:
-            raise RowError(f"bar: non-positive price (open={o} high={h} low={lo} close={c})")
-        if h < max(o, c, lo) or lo > min(o, c):
-            raise RowError(f"bar: inconsistent (open={o} high={h} low={lo} close={c})")
+        if min(bo, bh, bl, c) <= 0:
+            raise RowError(f"bar: non-positive price (open={bo} high={bh} low={bl} close={c})")
+        if bh < max(bo, c, bl) or bl > min(bo, c):
+            raise RowError(f"bar: inconsistent (open={bo} high={bh} low={bl} close={c})")
+        o, h, lo = bo, bh, bl
         if volume < 0:
             raise RowError(f"bar: negative volume {volume}")
         half = c * bar_spread_bps / 2e4
@@ -137,6 +143,9 @@ def row_to_quote(
         bid_size=bid_size,
         ask_size=ask_size,
         volume=volume,
+        open=o,
+        high=h,
+        low=lo,
         source="replay",
         session=session,
         line=line,

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from services.feature_bus import metrics as fm
-from services.feature_bus.config import FeatureBusConfig
+from services.feature_bus.config import FeatureBusConfig, with_source_override
 from services.feature_bus.pipeline import QuotePipeline
 from services.feature_bus.synthetic import SyntheticMarket
 from services.feature_bus.websocket import SOURCE as WS_SOURCE
@@ -51,6 +51,7 @@ class FeatureBus(Service):
 
     def __init__(self, config: ComponentConfig | None = None) -> None:
         super().__init__(config)
+        self.config = with_source_override(self.config)  # $EDGEBUS_SOURCE, if set
         self.market = SyntheticMarket(self.config)
         self.pipeline = QuotePipeline(self.config.features, self.config.quality)
         self.ticks_published = 0
@@ -61,6 +62,7 @@ class FeatureBus(Service):
 
     def on_config(self, config: ComponentConfig) -> None:
         assert isinstance(config, FeatureBusConfig)
+        config = with_source_override(config)
         old = self.config
         if (config.symbols, config.seed, config.regime_ticks) != (
             old.symbols,
@@ -216,7 +218,8 @@ class FeatureBus(Service):
             if await self._downstream_full():
                 await asyncio.sleep(0.005)
                 continue
-            landed = await self._emit(list(self.market.quotes(n, time.time_ns())), landed)
+            quotes = list(self.market.quotes(n, trace_ts_ns=time.time_ns()))  # event-clocked
+            landed = await self._emit(quotes, landed)
             sent += n
             if rate > 0 and due > 10 * self.config.max_batch_ticks:
                 started, sent = time.monotonic(), 0  # far behind (a Redis outage): do not burst

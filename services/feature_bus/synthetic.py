@@ -1,7 +1,14 @@
 """A seeded, regime-switching synthetic market (the default source).
 
-Deterministic for a given seed: the same config gives the same quote sequence (only
-the timestamps differ). Each symbol walks through regimes, each lasting a geometric
+Deterministic for a given seed: the same config and ``start_ts_ns`` give the same
+quotes, timestamps included. The market has its own event clock: quote k (counted over
+all symbols, round-robin) has ``ts_ns = start_ts_ns + floor(k * 1e9 /
+nominal_ticks_per_s)``, distinct and increasing across symbols, however fast the
+service draws them (``ticks_per_s`` paces the wall clock only; at 0, full speed, the
+market is fast-forwarded, not faster-moving). Moves are per tick; the nominal rate fixes
+the time per tick (4 symbols at 50 per second: 80 ms per symbol tick). ``trace_ts_ns``
+is the wall-clock ingest stamp the caller gives (latency only); ``recv_ts_ns`` is the
+event time (a simulated quote is received when it happens: never stale). Each symbol walks through regimes, each lasting a geometric
 number of ticks (mean ``regime_ticks``, panics shorter), in the order drawn from its own
 generator, so every downstream path (seed 003 §2 regimes) gets exercised:
 
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Iterator
 
 from services.feature_bus.config import FeatureBusConfig, SymbolSpec
@@ -66,7 +74,7 @@ class SymbolWalk:
         self.anchor = self.mid
         self.left = self._length()
 
-    def step(self, ts_ns: int) -> RawQuote:
+    def step(self, ts_ns: int, trace_ts_ns: int = 0, session: str = "") -> RawQuote:
         s, rng = self.spec, self.rng
         if self.left <= 0:
             self._switch()
@@ -98,7 +106,7 @@ class SymbolWalk:
         return RawQuote.trusted(
             {  # every field, in RawQuote's order (see Message.trusted)
                 "v": SCHEMA_VERSION,
-                "trace_ts_ns": ts_ns,
+                "trace_ts_ns": trace_ts_ns,
                 "symbol": s.symbol,
                 "ts_ns": ts_ns,
                 "bid": round(self.mid - spread / 2, 8),
@@ -107,8 +115,11 @@ class SymbolWalk:
                 "ask_size": round(depth * (1 - self.imbalance) / 2, 6),
                 "last": None,
                 "volume": round(volume_mult * rng.expovariate(1.0 / s.mean_size), 6),
+                "open": None,
+                "high": None,
+                "low": None,
                 "source": "synthetic",
-                "session": "",
+                "session": session,
                 "recv_ts_ns": ts_ns,
                 "line": 0,
             }
@@ -116,20 +127,36 @@ class SymbolWalk:
 
 
 class SyntheticMarket:
-    """Round-robin over the configured symbols."""
+    """Round-robin over the configured symbols, on its own event clock."""
 
-    def __init__(self, cfg: FeatureBusConfig) -> None:
+    def __init__(self, cfg: FeatureBusConfig, start_ts_ns: int | None = None) -> None:
         rng = random.Random(cfg.seed)
         self.walks = [
             SymbolWalk(spec, random.Random(rng.getrandbits(64)), cfg.regime_ticks)
             for spec in cfg.symbols
         ]
         self._i = 0
+        start = cfg.start_ts_ns if start_ts_ns is None else start_ts_ns
+        # 0: the live stack's market starts now (its only wall-clock read, once).
+        self.start_ts_ns = start or time.time_ns()
+        self.step_ns = 1e9 / cfg.nominal_ticks_per_s
+        # A market made anew (a reloaded seed or symbols, start 0: a new clock) is a
+        # new session of the pipeline, so its first quotes do not trip "out of order".
+        self.session = f"synthetic@{self.start_ts_ns}"
 
-    def quotes(self, n: int, ts_ns: int) -> Iterator[RawQuote]:
-        for k in range(n):
-            walk = self.walks[self._i % len(self.walks)]
-            self._i += 1
-            yield walk.step(ts_ns + k)
+    @property
+    def event_ns(self) -> int:
+        """Event time of the next quote."""
+        return self.start_ts_ns + int(self._i * self.step_ns)
+
+    def quotes(self, n: int, trace_ts_ns: int = 0) -> Iterator[RawQuote]:
+        """The next ``n`` quotes; ``trace_ts_ns`` is the caller's wall-clock ingest
+        stamp (0 = let the pipeline stamp them)."""
+        walks, m = self.walks, len(self.walks)
+        start, step, session = self.start_ts_ns, self.step_ns, self.session
+        for _ in range(n):
+            i = self._i
+            self._i = i + 1
+            yield walks[i % m].step(start + int(i * step), trace_ts_ns, session)
 
     ticks = quotes  # the former name, still used by bench/micro.py

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.feature_bus import pipeline
 from services.feature_bus.config import FeatureParams, QualityParams
 from services.feature_bus.features import rounded_10g
 from services.feature_bus.pipeline import QuotePipeline
@@ -102,7 +103,7 @@ def quote_sequences(draw: st.DrawFn) -> list[dict[str, Any]]:
 def run(quotes: list[dict[str, Any]], validated: bool) -> list[Any]:
     """Outcomes of the pipeline: wire bytes and flags, dlq reasons, or exceptions."""
     pipe = QuotePipeline(
-        FeatureParams(adx_bar_ticks=1, volume_window_ticks=3),
+        FeatureParams(adx_bar_s=0.001, volume_window_s=0.003),
         QualityParams(gap_ms=2, gap_factor=1.5, ffill_max_intervals=3),
     )
     out: list[Any] = []
@@ -150,8 +151,9 @@ def test_pipeline_gives_what_the_validating_pipeline_gives(
                 RawQuote(**fields)
         except ValueError:
             return
-    fast = run(quotes, validated_quotes)
     with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pipeline, "wall_ns", lambda: 123)  # the ingest stamp of unstamped quotes
+        fast = run(quotes, validated_quotes)
         validating(mp)
         slow = run(quotes, validated_quotes)
     assert fast == slow
@@ -159,15 +161,17 @@ def test_pipeline_gives_what_the_validating_pipeline_gives(
 
 def test_synthetic_outputs_are_unchanged() -> None:
     """A digest of the wire bytes of 4,000 ticks and features of the synthetic market
-    (default config, fixed times), recorded from the code before the fast paths, and
-    again once the walk gained its pull to the start price (``PULL_PER_TICK``)."""
-    bus = FeatureBus(load_file("feature_bus"))
+    (default config, fixed start time and trace stamps), recorded from the code before
+    the fast paths, again once the walk gained its pull to the start price
+    (``PULL_PER_TICK``), and again when the market got its event clock and the windows
+    became durations."""
+    bus = FeatureBus(load_file("feature_bus").model_copy(update={"start_ts_ns": T0}))
     h = hashlib.sha256()
     for k in range(8):
         quotes = list(bus.market.quotes(500, 1_763_700_000_000_000_000 + k * 10**9))
         for msg in bus.features_of(quotes):
             h.update(wire(msg))
-    assert h.hexdigest() == "46d0ed0bfc56b7035aa7e033b80444e272aa5568294eda1006767421808951b7"
+    assert h.hexdigest() == "fc18697189306d8e1927dbe1bb3be2c1b6b2e1f8fc1f2a9c7325936095ecc893"
 
 
 @MANY
@@ -181,7 +185,7 @@ def test_feature_state_of_unvalidated_ticks_is_the_validating_one(
     from shared.messages import Tick
 
     def features(validating_path: bool) -> list[Any]:
-        state = FeatureState(FeatureParams(adx_bar_ticks=1, volume_window_ticks=3))
+        state = FeatureState(FeatureParams(adx_bar_s=0.001, volume_window_s=0.003))
         out: list[Any] = []
         for f in quotes:
             tick = Tick.model_construct(**{k: v for k, v in f.items() if k != "recv_ts_ns"})

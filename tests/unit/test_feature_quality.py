@@ -93,14 +93,16 @@ def test_short_gap_is_forward_filled_and_long_gap_is_marked() -> None:
 
 
 def test_forward_fill_steps_the_features_with_the_previous_quote() -> None:
-    fp = FeatureParams(ema_short_ticks=1, ema_long_ticks=3, adx_bar_ticks=1)
+    # EMA span 2 / ln 2 s: a quote's weight halves every second of event time.
+    fp = FeatureParams(ema_short_s=1.0, ema_long_s=2 / math.log(2), adx_bar_s=1.0)
     pipe = QuotePipeline(fp, QP)
     for ms, bid in ((0, 99.0), (1000, 99.0), (2000, 101.0)):  # mids 100, 100, 102
         pipe.process(q(ms, bid=bid, ask=bid + 2))
     out = pipe.process(q(5000, bid=103.0, ask=105.0))  # 2 missing intervals, then mid 104
     assert out.flags == ("ffill",) and out.features is not None
-    # EMA(3) alpha 0.5: 100 -> 100 -> 101 -> ffill 101.5 -> 101.75 -> 102.875
-    assert out.features.ema_long == pytest.approx(102.875)
+    # The mean of the mids at 0..5 s (102 filled in at 3 s and 4 s), weights 2^-age:
+    want = (100 / 32 + 100 / 16 + 102 / 8 + 102 / 4 + 102 / 2 + 104) / (63 / 32)
+    assert out.features.ema_long == pytest.approx(want)  # 102.9206...
     assert out.features.quality == "ffill" and out.tick is not None and out.tick.quality == "ffill"
 
 

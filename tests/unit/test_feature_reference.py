@@ -1,6 +1,9 @@
-"""Incremental features equal a batch numpy reference on the same data (issue 3)."""
+"""Incremental features equal a batch numpy reference on the same data (issue 3), on
+irregularly spaced quotes: every window is a duration of event time."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from hypothesis import given, settings
@@ -10,14 +13,21 @@ from services.feature_bus.config import FeatureParams
 from services.feature_bus.features import FeatureState
 from shared.messages import Tick
 
+S = 1_000_000_000
 
-def ema_ref(x: np.ndarray, n: int) -> np.ndarray:
-    """e_t = (1-a)^t x_0 + sum_{k=1..t} a (1-a)^(t-k) x_k, as one matrix product."""
-    a = 2.0 / (n + 1)
-    t = np.arange(len(x))
-    w = np.tril(a * (1 - a) ** (t[:, None] - t[None, :]).clip(min=0))
-    w[:, 0] = (1 - a) ** t
-    return w @ x
+
+def decayed_mean_ref(t_s: np.ndarray, x: np.ndarray, tau_s: float) -> np.ndarray:
+    """sum_i w_i x_i / sum_i w_i over i <= t, w_i = exp(-(t - t_i) / tau), as a matrix."""
+    age = (t_s[:, None] - t_s[None, :]).clip(min=0)
+    w = np.tril(np.exp(-age / tau_s))
+    return (w @ x) / w.sum(axis=1)
+
+
+def variance_rate_ref(t_s: np.ndarray, r: np.ndarray, dt_s: np.ndarray, tau_s: float):  # type: ignore[no-untyped-def]
+    age = (t_s[:, None] - t_s[None, :]).clip(min=0)
+    w = np.tril(np.exp(-age / tau_s))
+    den = w @ dt_s
+    return np.where(den > 0, (w @ (r * r)) / np.where(den > 0, den, 1.0), 0.0)
 
 
 def wilder_ref(x: np.ndarray, n: int) -> np.ndarray:
@@ -33,14 +43,22 @@ def wilder_ref(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def adx_ref(mid: np.ndarray, period: int, bar: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ADX, +DI, -DI after each tick (held between bar closes)."""
-    nb = len(mid) // bar
-    bars = mid[: nb * bar].reshape(nb, bar)
-    h, lo, c = bars.max(axis=1), bars.min(axis=1), bars[:, -1]
+def adx_ref(
+    ts_ns: np.ndarray, mid: np.ndarray, period: int, bar_ns: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ADX, +DI, -DI after each tick on time bars [k bar, (k+1) bar) of the epoch; a bar
+    closes at the first tick of a later bar, and the values hold until the next close."""
+    bucket = ts_ns // bar_ns
+    starts = np.flatnonzero(np.concatenate([[True], bucket[1:] != bucket[:-1]]))
+    ends = np.concatenate([starts[1:], [len(mid)]])
+    h = np.array([mid[a:b].max() for a, b in zip(starts, ends, strict=True)])
+    lo = np.array([mid[a:b].min() for a, b in zip(starts, ends, strict=True)])
+    c = np.array([mid[b - 1] for b in ends])
     adx_t, pdi_t, mdi_t = (np.zeros(len(mid)) for _ in range(3))
-    if nb < 2:
+    closed = len(starts) - 1  # the last bar is still open
+    if closed < 2:
         return adx_t, pdi_t, mdi_t
+    h, lo, c = h[:closed], lo[:closed], c[:closed]
     up, down = h[1:] - h[:-1], lo[:-1] - lo[1:]
     pdm = np.where((up > down) & (up > 0), up, 0.0)
     mdm = np.where((down > up) & (down > 0), down, 0.0)
@@ -52,88 +70,95 @@ def adx_ref(mid: np.ndarray, period: int, bar: int) -> tuple[np.ndarray, np.ndar
     s = pdi + mdi
     dx = np.where(s > 0, 100 * abs(pdi - mdi) / np.where(s > 0, s, 1.0), 0.0)
     adx = wilder_ref(dx, period)
-    for k in range(1, nb):  # bar k closes at tick (k+1)*bar - 1 and holds until the next
-        sl = slice((k + 1) * bar - 1, (k + 2) * bar - 1 if k + 1 < nb else len(mid))
+    for k in range(1, closed):  # bar k closes at the first tick of bar k + 1
+        sl = slice(starts[k + 1], starts[k + 2] if k + 2 < len(starts) else len(mid))
         adx_t[sl], pdi_t[sl], mdi_t[sl] = adx[k - 1], pdi[k - 1], mdi[k - 1]
     return adx_t, pdi_t, mdi_t
 
 
-def rolling_mean_ref(x: np.ndarray, n: int) -> np.ndarray:
-    c = np.concatenate([[0.0], np.cumsum(x)])
-    i = np.arange(1, len(x) + 1)
-    lo = np.maximum(0, i - n)
-    return (c[i] - c[lo]) / (i - lo)
+def window_mean_ref(ts_ns: np.ndarray, x: np.ndarray, window_ns: int) -> np.ndarray:
+    """Mean of the values seen so far whose time is in (t - window, t]."""
+    return np.array(
+        [x[: i + 1][ts_ns[: i + 1] > ts_ns[i] - window_ns].mean() for i in range(len(x))]
+    )
 
 
 prices = st.lists(st.floats(min_value=50.0, max_value=150.0), min_size=2, max_size=120)
+# Spacing in ms: mostly regular, some bursts (0: the same nanosecond) and pauses.
+spacing_ms = st.lists(st.sampled_from([0, 1, 80, 80, 80, 250, 1000, 7000]), min_size=120)
 
 
 @settings(max_examples=60, deadline=None)
 @given(
     mids=prices,
+    gaps_ms=spacing_ms,
     spread_bps=st.floats(min_value=0.0, max_value=100.0),
-    sizes=st.lists(st.floats(min_value=0.0, max_value=1e3), min_size=120, max_size=120),
-    ema_short=st.integers(1, 8),
-    bar=st.integers(1, 4),
+    # Sizes of 0 or from 1e-3 on: subnormal sizes lose the digits a relative check needs.
+    sizes=st.lists(st.just(0.0) | st.floats(1e-3, 1e3), min_size=120, max_size=120),
+    ema_short_s=st.sampled_from([0.08, 0.5, 0.8, 3.0]),
+    bar_s=st.sampled_from([0.08, 0.16, 0.5, 2.0]),
     period=st.integers(2, 6),
-    window=st.integers(2, 30),
+    window_s=st.sampled_from([0.1, 1.0, 5.0, 30.0]),
 )
 def test_incremental_features_equal_the_batch_reference(
     mids: list[float],
+    gaps_ms: list[int],
     spread_bps: float,
     sizes: list[float],
-    ema_short: int,
-    bar: int,
+    ema_short_s: float,
+    bar_s: float,
     period: int,
-    window: int,
+    window_s: float,
 ) -> None:
     p = FeatureParams(
-        ema_short_ticks=ema_short,
-        ema_long_ticks=ema_short + 5,
-        vol_halflife_ticks=7,
-        vol_horizon_ticks=1440,
+        ema_short_s=ema_short_s,
+        ema_long_s=ema_short_s * 5,
+        vol_halflife_s=0.56,
         adx_period=period,
-        adx_bar_ticks=bar,
-        volume_window_ticks=window,
+        adx_bar_s=bar_s,
+        volume_window_s=window_s,
     )
     state = FeatureState(p)
     mid = np.array(mids)
+    n = len(mid)
+    ts_ns = 1_700_000_000 * S + np.cumsum(np.array(gaps_ms[:n], dtype=np.int64) * 1_000_000)
     half = mid * spread_bps / 2e4
-    bid_size = np.array(sizes[: len(mids)])
-    ask_size = np.array(sizes[::-1][: len(mids)])
+    bid_size = np.array(sizes[:n])
+    ask_size = np.array(sizes[::-1][:n])
     got = [
         state.update(
             Tick(
                 symbol="X",
-                ts_ns=i + 1,
+                ts_ns=int(t),
                 bid=m - h,
                 ask=m + h,
                 bid_size=float(bs),
                 ask_size=float(a),
             )
         )
-        for i, (m, h, bs, a) in enumerate(zip(mid, half, bid_size, ask_size, strict=True))
+        for t, m, h, bs, a in zip(ts_ns, mid, half, bid_size, ask_size, strict=True)
     ]
+    t_s = (ts_ns - ts_ns[0]) / 1e9
     mids_got = np.array([f.mid for f in got])
     np.testing.assert_allclose(mids_got, mid, rtol=1e-12)
-    np.testing.assert_allclose([f.ema_short for f in got], ema_ref(mids_got, ema_short), rtol=1e-9)
-    np.testing.assert_allclose(
-        [f.ema_long for f in got], ema_ref(mids_got, ema_short + 5), rtol=1e-9
-    )
-    r = np.diff(np.log(mids_got))
-    lam = 0.5 ** (1 / 7)
-    t = np.arange(len(r))
-    var = np.tril((1 - lam) * lam ** (t[:, None] - t[None, :]).clip(min=0)) @ (r * r)
-    vol = np.concatenate([[0.0], 100 * np.sqrt(var * 1440)])
+    ema_s = decayed_mean_ref(t_s, mids_got, ema_short_s / 2)
+    np.testing.assert_allclose([f.ema_short for f in got], ema_s, rtol=1e-9)
+    ema_l = decayed_mean_ref(t_s, mids_got, ema_short_s * 5 / 2)
+    np.testing.assert_allclose([f.ema_long for f in got], ema_l, rtol=1e-9)
+    r = np.concatenate([[0.0], np.diff(np.log(mids_got))])
+    dt_s = np.concatenate([[0.0], np.diff(t_s)])
+    var = variance_rate_ref(t_s, r, dt_s, 0.56 / math.log(2))
+    vol = 100 * np.sqrt(var * 86_400)
     np.testing.assert_allclose([f.volatility_pct for f in got], vol, rtol=1e-7, atol=1e-9)
     ret = np.concatenate([[0.0], (mids_got[1:] / mids_got[:-1] - 1) * 1e4])
     np.testing.assert_allclose([f.return_bps for f in got], ret, rtol=1e-9, atol=1e-9)
-    adx, pdi, mdi = adx_ref(mids_got, period, bar)
+    adx, pdi, mdi = adx_ref(ts_ns, mids_got, period, round(bar_s * S))
     np.testing.assert_allclose([f.adx for f in got], adx, rtol=1e-7, atol=1e-7)
     np.testing.assert_allclose([f.plus_di for f in got], pdi, rtol=1e-7, atol=1e-7)
     np.testing.assert_allclose([f.minus_di for f in got], mdi, rtol=1e-7, atol=1e-7)
     volume = bid_size + ask_size
-    fast, mean = ema_ref(volume, ema_short), rolling_mean_ref(volume, window)
+    fast = decayed_mean_ref(t_s, volume, ema_short_s / 2)
+    mean = window_mean_ref(ts_ns, volume, round(window_s * S))
     ratio = np.where(mean > 0, fast / np.where(mean > 0, mean, 1.0), 1.0)
     np.testing.assert_allclose([f.volume_ratio for f in got], ratio, rtol=1e-7, atol=1e-9)
     depth = bid_size + ask_size

@@ -67,45 +67,53 @@ def test_between_thresholds_the_previous_regime_stays() -> None:
     assert regime(adx=22, previous="PANIC") == "PANIC"
 
 
-def tick(bid: float, ask: float, bid_size: float = 3.0, ask_size: float = 1.0, ts: int = 1) -> Tick:
+S = 1_000_000_000  # ns per second
+
+
+def tick(bid: float, ask: float, bid_size: float = 3.0, ask_size: float = 1.0, ts: int = S) -> Tick:
     return Tick(symbol="X", ts_ns=ts, bid=bid, ask=ask, bid_size=bid_size, ask_size=ask_size)
 
 
 def test_hand_worked_features_of_two_ticks() -> None:
-    p = FeatureParams(
-        ema_short_ticks=3, ema_long_ticks=7, vol_halflife_ticks=1, vol_horizon_ticks=100
-    )
+    # Per second of event time the EMA weights decay by 1/2 (short) and 1/sqrt(2) (long),
+    # the volatility's by 1/2.
+    p = FeatureParams(ema_short_s=2 / math.log(2), ema_long_s=4 / math.log(2), vol_halflife_s=1)
     st = FeatureState(p)
-    f1 = st.update(tick(99, 101, 3, 1, ts=1))
+    f1 = st.update(tick(99, 101, 3, 1, ts=1 * S))
     assert (f1.mid, f1.spread_bps, f1.book_pressure) == (100.0, 200.0, 0.5)  # 2/100, 2/4
     assert (f1.ema_short, f1.return_bps, f1.volatility_pct, f1.volume_ratio) == (100, 0, 0, 1)
-    f2 = st.update(tick(101, 103, 1, 3, ts=2))  # mid 102, depth 4 again
-    assert f2.ema_short == pytest.approx(101.0)  # alpha 2/4: 100 + 0.5 * 2
-    assert f2.ema_long == pytest.approx(100.5)  # alpha 2/8: 100 + 0.25 * 2
+    f2 = st.update(tick(101, 103, 1, 3, ts=2 * S))  # 1 s later: mid 102, depth 4 again
+    assert f2.ema_short == pytest.approx((0.5 * 100 + 102) / 1.5)
+    w = 0.5**0.5
+    assert f2.ema_long == pytest.approx((w * 100 + 102) / (w + 1))
     assert f2.return_bps == pytest.approx(200.0)
-    # lambda 0.5: var = 0.5 * ln(1.02)^2; vol = 100 * sqrt(var * 100) = 1000 * ln(1.02) / sqrt(2)
-    assert f2.volatility_pct == pytest.approx(1000 * math.log(1.02) / math.sqrt(2))
-    assert f2.trend_bps == pytest.approx((101 / 100.5 - 1) * 1e4)
+    # one return of ln(1.02) over 1 s: variance per second ln(1.02)^2, daily * 86,400
+    assert f2.volatility_pct == pytest.approx(100 * math.log(1.02) * math.sqrt(86_400))
+    assert f2.trend_bps == pytest.approx((f2.ema_short / f2.ema_long - 1) * 1e4)
     assert f2.book_pressure == -0.5
 
 
-def test_hand_worked_adx() -> None:
-    adx = Adx(period=2, bar_ticks=1)
-    for price in (10.0, 11.0, 12.0):
-        adx.update(price)
-    # each rise: +DM 1, -DM 0, TR 1 -> +DI 100, -DI 0, DX 100, ADX 100
+def test_hand_worked_adx_on_time_bars() -> None:
+    adx = Adx(period=2, bar_s=1.0)
+    for t, price in enumerate((10.0, 11.0, 12.0, 11.0)):  # one price per 1-s bar
+        adx.update(t * S, price)
+    # a bar closes when the next one opens: bars 10, 11, 12 closed, each rise +DM 1,
+    # -DM 0, TR 1 -> +DI 100, -DI 0, DX 100, ADX 100
     assert (adx.plus_di, adx.minus_di, adx.value) == (100.0, 0.0, 100.0)
-    adx.update(11.0)  # fall: -DM 1; Wilder n=2: ATR 1, +DM 0.5, -DM 0.5 -> DX 0; ADX 50
+    adx.update(4 * S, 11.5)  # closes bar 11: fall, -DM 1; Wilder n=2: +DM 0.5, -DM 0.5
     assert (adx.plus_di, adx.minus_di, adx.value) == (50.0, 50.0, 50.0)
 
 
 def test_adx_is_held_between_bar_closes() -> None:
-    adx = Adx(period=2, bar_ticks=2)
-    for price in (10.0, 10.5, 11.0, 11.5):  # bars (H 10.5 L 10 C 10.5), (11.5, 11, 11.5)
-        adx.update(price)
+    adx = Adx(period=2, bar_s=1.0)
+    # bars [0 s, 1 s): H 10.5 L 10 C 10.5; [1 s, 2 s): H 11.5 L 11 C 11.5
+    for t, price in ((0.0, 10.0), (0.5, 10.5), (1.0, 11.0), (1.5, 11.5), (2.0, 5.0)):
+        adx.update(int(t * S), price)
+    assert adx.value == 100.0  # the price at 2 s closed the second bar
+    adx.update(int(2.5 * S), 3.0)  # same bar: nothing changes until it closes
     assert adx.value == 100.0
-    adx.update(5.0)  # a new bar opens: nothing changes until it closes
-    assert adx.value == 100.0
+    adx.update(10 * S, 4.0)  # 7 empty seconds are no bars; the bar of 2 s closes
+    assert adx.value < 100.0
 
 
 def test_features_hash_is_stable_and_value_sensitive() -> None:
@@ -115,17 +123,28 @@ def test_features_hash_is_stable_and_value_sensitive() -> None:
 
 
 def test_synthetic_market_visits_all_four_regimes_deterministically() -> None:
+    """The shipped market with its clock at one quote per symbol per minute (the scale
+    its per-tick moves were made for: 1.5-6 bps per minute is 0.6-2.3 % daily) and
+    the windows scaled with it (x 750 of the shipped 80 ms per symbol tick)."""
     cfg = load_file("feature_bus")
+    f = cfg.features  # type: ignore[attr-defined]
+    windows = ("ema_short_s", "ema_long_s", "vol_halflife_s", "adx_bar_s", "volume_window_s")
+    cfg = cfg.model_copy(
+        update={
+            "nominal_ticks_per_s": 4 / 60,
+            "start_ts_ns": 1_700_000_000_000_000_000,
+            "features": f.model_copy(update={k: getattr(f, k) * 750 for k in windows}),
+        }
+    )
     counts: list[Counter[str]] = []
     for _ in range(2):
         market = SyntheticMarket(cfg)  # type: ignore[arg-type]
         pipe = QuotePipeline(cfg.features, cfg.quality)  # type: ignore[attr-defined]
         c: Counter[str] = Counter()
-        for i in range(1500):
-            for quote in market.quotes(4, 1_700_000_000_000_000_000 + i * 80_000_000):
-                out = pipe.process(quote)
-                assert out.features is not None, out.reason
-                c[out.features.regime] += 1
+        for quote in market.quotes(6000, 1):
+            out = pipe.process(quote)
+            assert out.features is not None, out.reason
+            c[out.features.regime] += 1
         counts.append(c)
     assert counts[0] == counts[1]  # seeded: the same sequence every time
     assert set(counts[0]) == {"TREND", "RANGE", "PANIC", "ILLIQUID"}
