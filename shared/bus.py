@@ -64,7 +64,10 @@ for i = 1, n_out do
 end
 while a <= #ARGV do
   local stream, nids = ARGV[a], tonumber(ARGV[a + 1])
-  redis.call('XACK', stream, group, unpack(ARGV, a + 2, a + 1 + nids))
+  -- in slices: unpack is bounded by Lua's stack (a merge can release thousands at once)
+  for i = a + 2, a + 1 + nids, 1000 do
+    redis.call('XACK', stream, group, unpack(ARGV, i, math.min(i + 999, a + 1 + nids)))
+  end
   a = a + nids + 2
 end
 return n_out

@@ -51,7 +51,7 @@ class BusSettings(Frozen):
     # Event time (shared/merge.py): a service that merges inputs waits for a slow
     # upstream's watermark, but an upstream whose heartbeat is older than this is taken
     # for dead and holds nothing back (counted in edgebus_watermark_forced_total).
-    max_hold_ms: int = Field(default=3_000, ge=10, le=600_000)
+    max_hold_ms: int = Field(default=5_000, ge=10, le=600_000)
     # How often an idle service repeats its watermark (its heartbeat).
     heartbeat_ms: int = Field(default=200, ge=10, le=60_000)
 

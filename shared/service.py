@@ -64,6 +64,12 @@ APPLIED_KEY = f"{KEY_PREFIX}:config:applied"
 C = TypeVar("C", bound=ComponentConfig)
 
 
+def _id_ms(entry_id: str) -> int:
+    """The time part of a Redis stream id (``ms-seq``); -1 for another kind of id."""
+    head = entry_id.partition("-")[0]
+    return int(head) if head.isdigit() else -1
+
+
 class Backoff:
     """Waits after transient errors: 50 ms, doubling up to 2 s; ``reset`` on success."""
 
@@ -92,6 +98,9 @@ class Service(Generic[C]):
     upstreams: ClassVar[dict[str, str]] = {}
     channels: ClassVar[tuple[str, ...]] = ()  # extra pub/sub channels -> on_channel
     persists_trading_state: ClassVar[bool] = False
+    # At most this many entries released per batch (live): a backlog released at once
+    # (an upstream's watermark after a pause) is worked off in bounded steps.
+    max_release: ClassVar[int] = 2_000
 
     def __init__(self, config: C | None = None) -> None:
         self.config: C = config if config is not None else cast(C, load_file(self.comp))
@@ -107,7 +116,10 @@ class Service(Generic[C]):
         self._wm_source = 0  # what a source published through (``publish_now``)
         self._wm_wall = 0.0  # monotonic time of the last watermark written
         self._seen = dict.fromkeys(self._wm_inputs.values(), time.monotonic())
-        self._wm_pending: dict[str, int] = {}  # read, not yet known to be caught up with
+        # producer -> (wm_ns, ms of its entry id) read, not yet known to be caught up with
+        self._wm_pending: dict[str, list[tuple[int, int]]] = {}
+        self._read_ms: dict[str, int] = {}  # input stream -> ms of the last entry id read
+        self.more = False  # the merge has releasable entries left over (max_release)
         self._m_held = m.HELD_ENTRIES.labels(self.name)
         self._m_out_wm = m.OUT_WATERMARK_NS.labels(self.name)
         self._m_wm = {p: m.WATERMARK_NS.labels(self.name, p) for p in self._wm_inputs.values()}
@@ -166,7 +178,8 @@ class Service(Generic[C]):
     has_source: ClassVar[bool] = False
 
     def on_config(self, config: C) -> None:
-        """A new config, applied between batches (``self.config`` is set after)."""
+        """A new config, applied between batches; ``self.config`` is still the old one
+        here and becomes ``config`` after, unless this sets it itself."""
 
     def on_timer(self, ts_ns: int, out: Outbox) -> None:
         """The timer at ``ts_ns`` (``next_timer_ns``) fired, in event-time order."""
@@ -361,6 +374,8 @@ class Service(Generic[C]):
                         await self._sleep(settings.batch_interval_ms / 1000)
                 elif self.merge is not None and (len(self.merge) or self._wm_pending):
                     await self._process([], fresh=True)  # an upstream dead by now?
+                while self.more and not self.stopping:
+                    await self._process([], fresh=True)  # what the last batch left over
                 if not self.redis_ok:
                     self._redis_up(True)
                 backoff.reset()
@@ -460,9 +475,9 @@ class Service(Generic[C]):
                 if producer is not None:
                     acks.append(entry)
                     if isinstance(msg, Watermark):
-                        pending = self._wm_pending
-                        if msg.wm_ns > pending.get(producer, 0):
-                            pending[producer] = msg.wm_ns
+                        self._wm_pending.setdefault(producer, []).append(
+                            (msg.wm_ns, _id_ms(entry.entry_id))
+                        )
                         self._seen[producer] = time.monotonic()
                     elif entry.error != "deleted":
                         out.dead.append(dead_letter(self.name, entry, entry.error or "undecodable"))
@@ -473,12 +488,17 @@ class Service(Generic[C]):
                 else:
                     ts_ns: int = msg.ts_ns  # type: ignore[attr-defined]
                     merge.push(entry.stream, ts_ns, entry, (entry.stream, entry.entry_id))
-            for producer in list(self._wm_pending):
-                if full is None or not any(s in full for s in self._streams_of[producer]):
-                    merge.advance(producer, self._wm_pending.pop(producer))
+                    self._read_ms[entry.stream] = _id_ms(entry.entry_id)
+            self._apply_watermarks(full)
             self._step_over_dead()
             late = merge.late
+            budget = self.max_release if full is not None else -1
+            self.more = False
             for ts, item in merge.drain(self.next_timer_ns):
+                if budget == 0:
+                    self.more = True  # the rest next time: bounded work per batch
+                    break
+                budget -= 1
                 self.event_ns = ts
                 if item is TIMER:
                     self.on_timer(ts, out)
@@ -489,6 +509,27 @@ class Service(Generic[C]):
                 m.LATE_ENTRIES.labels(self.name).inc(merge.late - late)
             self._m_held.set(len(merge))
         self.on_batch_end(out)
+
+    def _apply_watermarks(self, full: set[str] | None) -> None:
+        """A watermark read from ``wm.<producer>`` takes effect once every stream of that
+        producer has been read up to it: the stream's last read gave less than a full
+        batch (it was read to its end), or an entry of it read since is newer than the
+        watermark entry (Redis ids carry the server's time). ``full`` None: everything
+        was given (the in-memory harness)."""
+        merge = self.merge
+        assert merge is not None
+        for producer, notes in list(self._wm_pending.items()):
+            streams = self._streams_of[producer]
+            while notes:
+                wm_ns, at_ms = notes[0]
+                if full is not None and not all(
+                    s not in full or self._read_ms.get(s, -1) > at_ms for s in streams
+                ):
+                    break
+                merge.advance(producer, wm_ns)
+                notes.pop(0)
+            if not notes:
+                del self._wm_pending[producer]
 
     def _step_over_dead(self) -> None:
         """An upstream heard from within ``max_hold_ms`` holds entries back; one not
@@ -763,8 +804,10 @@ class Service(Generic[C]):
             )
             return
         async with self._lock:  # between batches
+            before = self.config
             self.on_config(cast(C, cfg))
-            self.config = cast(C, cfg)
+            if self.config is before:  # unless on_config set its own (adjusted) copy
+                self.config = cast(C, cfg)
             if self.bus is not None:
                 self.bus.settings = cfg.bus
             self.config_version, self.config_hash = stored.version, stored.hash

@@ -18,6 +18,7 @@ import redis
 import requests
 
 from services import SERVICE_NAMES
+from shared.config import load_file
 from shared.http import DEFAULT_PORTS
 from tests.support import wait_until
 
@@ -187,13 +188,27 @@ def test_kill_9_and_restart_loses_nothing_and_doubles_nothing(
     ]
     dup = [k for k, n in Counter(signal_keys).items() if n > 1]
     assert not dup, f"{len(dup)} features entries turned into two outputs"
-    # The router decides once per symbol per batch, on its latest features (conflation):
-    # every signal is of a features entry, and each symbol's last entry was decided on.
-    # That every entry was handled is the drained pending and lag above.
+    # The router decides at most once per symbol per decide_interval_ms of event time
+    # (conflation in event time): every signal is of a features entry, and an entry not
+    # decided on came within the interval of its symbol's last decision (none was
+    # skipped, restarts included). That every entry was handled is the drained pending
+    # and lag above.
     signalled = {(s, t) for s, t, _, _ in signal_keys}
     assert signalled <= set(features), "a signal of no features entry"
-    latest = dict(features)  # symbol -> its last ts_ns
-    assert set(latest.items()) <= signalled, "a symbol's last features entry was not decided on"
+    rules = load_file("model_router")
+    interval_ns = int(rules.decide_interval_ms * 1e6)  # type: ignore[attr-defined]
+    routed = {s for s, _ in signalled}
+    last: dict[bytes, int] = {}
+    for sym, ts in features:
+        if sym not in routed:
+            continue
+        if (sym, ts) in signalled:
+            last[sym] = int(ts)
+        else:
+            assert sym in last and int(ts) - last[sym] < interval_ns, (
+                f"features {sym!r}@{ts!r} not decided on, {int(ts) - last.get(sym, 0)} ns "
+                "after the last decision"
+            )
     fills = [f[b"fill_id"] for _, f in sync_redis.xrange("fills")]
     assert len(fills) == len(set(fills)), "a fill was written twice"
     orders = {f[b"order_id"] for _, f in sync_redis.xrange("orders")}
