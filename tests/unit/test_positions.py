@@ -76,7 +76,7 @@ def test_engine_daily_pnl_across_midnight() -> None:
     s.feed(tick(0), order(1, qty=1.0), tick(10, 101.0, 101.1))  # long 1 bought at 100.10
     before = total_pnl_usd(e.books)
     late = tick((midnight - T0) / MS + 1, 102.0, 102.1)
-    e.on_tick(late, 10**12, ACTIVE, out)
+    e.on_tick(late, ACTIVE, out)
     assert e.account.day == midnight // DAY_NS
     assert e.account.day_start_pnl_usd == pytest.approx(before)
     assert e.account.daily_pnl_usd(total_pnl_usd(e.books)) == pytest.approx(1.0)  # 101.05->102.05
