@@ -70,7 +70,7 @@ class EventMerge:
         self.timer_rank = len(self.streams)
         self.upstream = {s: upstream[s] for s in self.streams if s in upstream}
         producers = sorted(set(self.upstream.values()))
-        self.wm: dict[str, int] = dict.fromkeys(producers, 0)
+        self.wm: dict[str, int] = dict.fromkeys(producers, -1)  # -1: nothing promised yet
         self.min_rank = {
             p: min(self.rank[s] for s, q in self.upstream.items() if q == p) for p in producers
         }
