@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-from shared.messages import Features
+from shared.bus import Entry, Outbox
+from shared.messages import Features, Message
 from shared.service import Service
+from shared.testing import Harness
 
 S = TypeVar("S", bound=Service)
 
@@ -55,6 +57,47 @@ def features(
         bid_size=bid_size,
         ask_size=ask_size,
     ).to_fields()
+
+
+class WritesHarness(Harness):
+    """``Harness`` that also keeps the Redis writes each batch queued (``Outbox.call``,
+    which the plain harness drops), in order: a test applies them to a fake pipeline."""
+
+    def __init__(self, services: Any, **kw: Any) -> None:
+        super().__init__(services, **kw)
+        self.ops: list[Callable[[Any], Any]] = []
+
+    def step(self, svc: Service[Any], entries: list[Entry]) -> Outbox:
+        out = super().step(svc, entries)
+        self.ops.extend(out.ops)
+        return out
+
+    def apply(self, pipe: Any) -> None:
+        """Run the writes kept so far on ``pipe`` (and forget them)."""
+        ops, self.ops = self.ops, []
+        for op in ops:
+            op(pipe)
+
+
+def feed_in_order(h: Harness, messages: Iterable[Message], *, run: bool = True) -> Harness:
+    """Feed ``messages`` (given in event-time order) one at a time, each on its own
+    stream, then every outside producer's watermark through its ``ts_ns``: the caller
+    is the upstream of every input no harness service produces, complete through what
+    it fed so far. With ``run``, each is handled before the next (batches of one)."""
+    inside = {svc.name for svc in h.services}
+    producer: dict[str, str] = {}
+    for svc in h.services:
+        for stream, p in svc.upstreams.items():
+            if p not in inside:
+                producer[stream] = p
+    outside = sorted(set(producer.values()))
+    for msg in messages:
+        h.feed(msg.STREAM, [msg])
+        for p in outside:
+            h.watermark(p, msg.ts_ns)  # type: ignore[attr-defined]
+        if run:
+            h.run()
+    return h
 
 
 def wait_until(pred: Callable[[], Any], timeout_s: float, what: str) -> Any:

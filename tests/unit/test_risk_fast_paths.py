@@ -23,9 +23,9 @@ from services.risk_harmoniser.portfolio import Portfolio
 from services.risk_harmoniser.service import FILLS_KEY, STATE_KEY, RiskHarmoniser
 from services.risk_harmoniser.sizing import desired_position_usd
 from services.risk_harmoniser.var import EwmaCovariance, var_interval
-from shared.bus import Entry, Outbox
 from shared.control import TradingState
-from shared.messages import RiskDecision, Signal
+from shared.messages import ORDERS, RiskDecision, Signal
+from tests.support import WritesHarness, feed_in_order
 
 pytestmark = pytest.mark.risk
 
@@ -333,7 +333,7 @@ def test_position_usd_is_the_books_entry() -> None:
     eng = RiskEngine(RiskParams())
     eng.on_tick("BTC-USD", 64_999.0, 65_001.0, 3.0, 3.0, 1.0, T0, ACTIVE)
     eng.on_tick("AAPL", 229.9, 230.1, 100.0, 100.0, 10.0, T0 + 1, ACTIVE)
-    eng.on_fill("f1", "o1", "BTC-USD", 0.5, 65_000.0, 1.0, ACTIVE)
+    eng.on_fill("f1", "o1", "BTC-USD", 0.5, 65_000.0, 1.0)
     eng.portfolio.add_working("o2", "AAPL", -30.0)
     book = eng.positions_usd()
     for i, sym in enumerate(eng.symbols):
@@ -344,7 +344,7 @@ def test_position_usd_is_the_books_entry() -> None:
 def test_a_new_config_or_a_new_name_is_sized_with_its_own_caps() -> None:
     eng = RiskEngine(RiskParams(pretrade={"symbol_cooldown_ms": 0}))
     eng.on_tick("BTC-USD", 64_999.0, 65_001.0, 3.0, 3.0, 1.0, T0, ACTIVE)
-    first = eng.on_signal(_signal("BTC-USD", T0 + 1, 60.0, 65_000.0), "1-0", ACTIVE, 0)
+    first = eng.on_signal(_signal("BTC-USD", T0 + 1, 60.0, 65_000.0), ACTIVE)
     assert first is not None and first.action == "order"
     # a 1 % name cap binds at once: the resolved caps follow the config
     eng.configure(
@@ -352,7 +352,7 @@ def test_a_new_config_or_a_new_name_is_sized_with_its_own_caps() -> None:
     )
     eng.portfolio.working.clear()
     eng.portfolio.working_qty.clear()
-    d = eng.on_signal(_signal("BTC-USD", T0 + 2, 60.0, 65_000.0), "2-0", ACTIVE, 0)
+    d = eng.on_signal(_signal("BTC-USD", T0 + 2, 60.0, 65_000.0), ACTIVE)
     assert d is not None and d.target_usd == pytest.approx(10_000.0)
     assert d.reason.endswith("name_cap")
     # a name first seen now gets its own class (stocks: 25 % cap) in the same book
@@ -438,19 +438,16 @@ def test_the_state_written_per_batch_reloads_to_the_same_book() -> None:
 
     svc = RiskHarmoniser(RiskParams(pretrade={"symbol_cooldown_ms": 0}))
     pipe = _Pipe()
-    batches = [
-        [Tick(symbol="BTC-USD", ts_ns=T0, bid=64_999.0, ask=65_001.0, bid_size=3, ask_size=3)],
-        [_signal("BTC-USD", T0 + 1, 60.0, 65_000.0)],
-    ]
-    out = Outbox()
-    for n, batch in enumerate(batches):
-        out = Outbox()
-        for k, msg in enumerate(batch):
-            svc.on_message(Entry(msg.STREAM, f"{n}-{k}", {}, msg), out)
-        svc.on_batch_end(out)
-        for op in out.ops:
-            op(pipe)  # type: ignore[arg-type]
-    order = next(m for s, m in out.messages if s == "orders")
+    h = WritesHarness([svc])
+    # One batch each (tick, signal, then each fill), as the stack would write them.
+    feed_in_order(
+        h,
+        [
+            Tick(symbol="BTC-USD", ts_ns=T0, bid=64_999.0, ask=65_001.0, bid_size=3, ask_size=3),
+            _signal("BTC-USD", T0 + 1, 60.0, 65_000.0),
+        ],
+    )
+    [order] = h.out[ORDERS]
     fills = [
         Fill(
             fill_id=f"f{k}",
@@ -465,12 +462,9 @@ def test_the_state_written_per_batch_reloads_to_the_same_book() -> None:
         )
         for k in range(2)
     ]
-    for k, fill in enumerate(fills):
-        out = Outbox()
-        svc.on_message(Entry("fills", f"9-{k}", {}, fill), out)
-        svc.on_batch_end(out)
-        for op in out.ops:
-            op(pipe)  # type: ignore[arg-type]
+    feed_in_order(h, fills)
+    h.apply(pipe)
+    assert h.held() == {svc.name: 0}  # every fill was handled, none waits
     assert pipe.kv[FILLS_KEY] == ["f0", "f1"]
     doc = orjson.loads(pipe.kv[STATE_KEY])  # type: ignore[arg-type]
     assert "fills" not in doc["portfolio"]
@@ -478,5 +472,5 @@ def test_the_state_written_per_batch_reloads_to_the_same_book() -> None:
     again._load(doc, pipe.kv[FILLS_KEY])  # type: ignore[arg-type]
     assert again._dump() == svc._dump()
     assert again.engine.portfolio.to_dict() == svc.engine.portfolio.to_dict()
-    new, _ = again.engine.on_fill("f1", order.order_id, "BTC-USD", 1.0, 65_000.0, 0.0, ACTIVE)  # type: ignore[attr-defined]
+    new = again.engine.on_fill("f1", order.order_id, "BTC-USD", 1.0, 65_000.0, 0.0)  # type: ignore[attr-defined]
     assert not new  # still known after the reload

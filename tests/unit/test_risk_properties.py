@@ -119,7 +119,7 @@ def _engine(positions: list[float]) -> RiskEngine:
         eng.on_tick(sym, px * 0.9999, px * 1.0001, 5.0, 5.0, 1.0, T0 + k, st0)
         if positions[k]:
             q = positions[k] / px
-            eng.on_fill(f"f{k}", f"o{k}", sym, q, px, 0.0, st0)
+            eng.on_fill(f"f{k}", f"o{k}", sym, q, px, 0.0)
     return eng
 
 
@@ -150,7 +150,7 @@ def test_halted_emits_no_order(positions: list[float], signals: list[tuple]) -> 
             edge_bps=edge,
             confidence=conf,
         )
-        d = eng.on_signal(sig, f"1-{n}", halted, 0)
+        d = eng.on_signal(sig, halted)
         assert d is not None and d.action == "halt" and d.reason == "trading_halted:manual"
     assert eng.portfolio.working == {}
 
@@ -171,7 +171,7 @@ def test_reducing_never_increases_exposure(positions: list[float], signals: list
             edge_bps=edge,
             confidence=conf,
         )
-        d = eng.on_signal(sig, f"1-{n}", reducing, 0)
+        d = eng.on_signal(sig, reducing)
         after = eng.portfolio.exposure_qty(sym)
         gross_after = sum(abs(eng.portfolio.exposure_qty(s)) * PRICES[s] for s in SYMS)
         assert abs(after) <= abs(before) + 1e-9 and after * before >= 0

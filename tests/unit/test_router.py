@@ -439,32 +439,31 @@ def test_discard_forgets_what_a_failed_batch_observed() -> None:
     assert router.decide() == []
 
 
-def test_the_service_observes_per_entry_and_emits_at_the_end_of_the_batch() -> None:
-    import asyncio
-
+def test_the_service_conflates_in_event_time_whatever_the_batches() -> None:
+    """Event time (was: one decision per symbol per batch, on its latest features): a
+    symbol is decided on at most once per decide_interval_ms of event time, on the
+    features that open the interval, so what the service writes does not depend on how
+    the entries were batched."""
     from services.model_router.service import ModelRouter
-    from shared.bus import Entry, Outbox
+    from shared.messages import FEATURES, SIGNALS
+    from shared.testing import Harness
+    from tests.support import feed_in_order
 
-    svc = ModelRouter(rules(SIX))
-    btc, eth = walk(30), walk(20, "ETH-USD", start_ns=T0 + 5)
-    out = Outbox()
-    for i, f in enumerate(btc + eth):
-        svc.on_message(Entry("features", f"{i}-0", {}, f), out)
-    assert out.messages == []  # nothing decided mid-batch
-    svc.on_batch_end(out)
-    live = [
-        (m.symbol, m.horizon, m.ts_ns) for s, m in out.messages if s == "signals" and not m.shadow
-    ]
-    assert live == [
-        ("BTC-USD", "1m", btc[-1].ts_ns),
-        ("BTC-USD", "5m", btc[-1].ts_ns),
-        ("ETH-USD", "1m", eth[-1].ts_ns),
-        ("ETH-USD", "5m", eth[-1].ts_ns),
-    ]
-    # a batch whose handler failed is redelivered later: nothing is decided on it now
-    failed = Outbox()
-    svc.on_message(Entry("features", "99-0", {}, walk(1, "SOL-USD")[0]), failed)
-    asyncio.run(svc.on_batch_failed())
-    after = Outbox()
-    svc.on_batch_end(after)
-    assert [m for s, m in after.messages if s == "signals"] == []
+    btc, eth = walk(30), walk(20, "ETH-USD", start_ns=T0 + 5)  # 10 ms apart
+    entries = sorted(btc + eth, key=lambda f: f.ts_ns)
+
+    def live(h: Harness) -> list[tuple[str, str, int]]:
+        return [(m.symbol, m.horizon, m.ts_ns) for m in h.out[SIGNALS] if not m.shadow]
+
+    whole = Harness([ModelRouter(rules({**SIX, "decide_interval_ms": 100}))])
+    whole.feed(FEATURES, entries)  # no watermark yet: the merge holds them
+    whole.run()
+    assert live(whole) == [] and whole.held() == {"model_router": 50}
+    whole.watermark("feature_bus", entries[-1].ts_ns)  # then all in one batch
+    whole.run()
+    opened = [btc[0], eth[0], btc[10], eth[10], btc[20]]  # 0, 5, 100, 105, 200 ms
+    assert live(whole) == [(f.symbol, h, f.ts_ns) for f in opened for h in ("1m", "5m")]
+    one_by_one = feed_in_order(
+        Harness([ModelRouter(rules({**SIX, "decide_interval_ms": 100}))]), entries
+    )
+    assert one_by_one.out[SIGNALS] == whole.out[SIGNALS]  # every field, shadows too
