@@ -8,8 +8,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
+from redis.asyncio import Redis
+
 from shared.bus import Entry, Outbox
-from shared.messages import Features, Message
+from shared.messages import Features, Message, Watermark, watermark_stream
 from shared.service import Service
 from shared.testing import Harness
 
@@ -98,6 +100,26 @@ def feed_in_order(h: Harness, messages: Iterable[Message], *, run: bool = True) 
         if run:
             h.run()
     return h
+
+
+async def watermark(r: Redis, producer: str, wm_ns: int) -> None:
+    """Write ``producer``'s watermark on ``wm.<producer>``, as a live producer would: a
+    service merging its streams may then handle what it holds through ``wm_ns`` (and
+    hears the producer is alive, so ``max_hold_ms`` does not step over it)."""
+    note = Watermark(producer=producer, wm_ns=wm_ns, wall_ns=time.time_ns())
+    await r.xadd(watermark_stream(producer), note.to_fields())  # type: ignore[arg-type]
+
+
+async def caught_up(r: Redis, group: str, *streams: str) -> bool:
+    """Whether ``group`` has read every entry of ``streams`` and acknowledged it (entries
+    a merge holds stay pending: this is "handled", not just "read")."""
+    for stream in streams:
+        info = {g["name"]: g for g in await r.xinfo_groups(stream)}
+        g = info.get(group)
+        last = await r.xrevrange(stream, count=1)
+        if g is None or g["pending"] or (last and g["last-delivered-id"] != last[0][0]):
+            return False
+    return True
 
 
 def wait_until(pred: Callable[[], Any], timeout_s: float, what: str) -> Any:

@@ -27,19 +27,21 @@ from shared.messages import (
     Order,
     Tick,
 )
-from tests.support import running, wait_for
+from tests.support import caught_up, running, wait_for, watermark
 
 pytestmark = pytest.mark.integration
 
 
 def make_service(**over: Any) -> Execution:
+    # Event time: execution merges md.ticks and orders under the watermarks of
+    # feature_bus and risk_harmoniser, which these tests write themselves (``mark``).
+    # max_hold_ms is long so that neither is ever stepped over: a stepped-over producer
+    # holds nothing back, and every timer (arrivals, expiries) would be due at once.
     fields: dict[str, Any] = {
-        "bus": BusSettings(block_ms=20),
+        "bus": BusSettings(block_ms=20, max_hold_ms=60_000),
         "impact_coef_bps": 0.0,
         "max_participation_pct": 100.0,
         "strategies": StrategyRules(enabled=False),
-        "timer_interval_ms": 10.0,
-        "quote_wait_ms": 50.0,
     }
     fields.update(over)
     return Execution(ExecutionConfig(**fields))
@@ -65,6 +67,17 @@ def order_fields(oid: str, qty: float, side: str = "buy", ts_ns: int | None = No
     ).to_fields()
 
 
+async def mark(r: Redis, wm_ns: int) -> None:
+    """Both upstreams complete through ``wm_ns``: the ticks and orders written so far."""
+    await watermark(r, "feature_bus", wm_ns)
+    await watermark(r, "risk_harmoniser", wm_ns)
+
+
+def handled(r: Redis) -> Any:
+    """Every tick and order written so far handled (read and acknowledged)."""
+    return lambda: caught_up(r, "execution", MD_TICKS, ORDERS)
+
+
 async def fills(r: Redis) -> list[dict[str, str]]:
     return [f for _, f in await r.xrange(FILLS)]
 
@@ -74,17 +87,20 @@ async def filled_qty(r: Redis, oid: str) -> float:
 
 
 async def test_the_same_order_entry_twice_fills_once(redis_url: str, r: Redis) -> None:
-    await r.xadd(MD_TICKS, tick_fields(time.time_ns()))
-    async with running(make_service(), redis_url) as svc:
-        o = order_fields("dup", 2.0)
+    base = time.time_ns()
+    await r.xadd(MD_TICKS, tick_fields(base))
+    async with running(make_service(), redis_url):
+        o = order_fields("dup", 2.0, ts_ns=base + 1)
         await r.xadd(ORDERS, o)
         await r.xadd(ORDERS, o)  # redelivered / duplicated upstream
-        await r.xadd(MD_TICKS, tick_fields(time.time_ns() + 10_000_000))
+        await r.xadd(MD_TICKS, tick_fields(base + 10_000_000))
+        await mark(r, base + 10_000_000)
         await wait_for(lambda: filled_qty(r, "dup"), what="the fill")
-        await wait_for(lambda: svc.processed >= 4, what="every entry handled")
-    async with running(make_service(), redis_url) as svc2:  # a restart: memory from Redis
+        await wait_for(handled(r), what="every entry handled")
+    async with running(make_service(), redis_url):  # a restart: memory from Redis
         await r.xadd(ORDERS, o)
-        await wait_for(lambda: svc2.processed >= 1, what="the third copy handled")
+        await mark(r, base + 20_000_000)
+        await wait_for(handled(r), what="the third copy handled")
     assert [f["order_id"] for f in await fills(r)] == ["dup"]
     assert await r.hget(store.ORDERS_DONE_KEY, "dup") == "filled"
     book = orjson.loads(await r.hget(store.POSITIONS_KEY, "X"))
@@ -97,6 +113,7 @@ async def test_working_order_survives_a_restart_without_doubling(redis_url: str,
     async with running(make_service(max_participation_pct=25.0), redis_url):
         await r.xadd(ORDERS, order_fields("big", 3.0, ts_ns=base + 1))  # 1 per tick
         await r.xadd(MD_TICKS, tick_fields(base + 10_000_000, size=4.0))
+        await mark(r, base + 10_000_000)
         await wait_for(lambda: filled_qty(r, "big"), what="a first partial fill")
     assert await r.hexists(store.WORKING_KEY, "big")
     before = await filled_qty(r, "big")
@@ -104,6 +121,7 @@ async def test_working_order_survives_a_restart_without_doubling(redis_url: str,
         assert "big" in svc.engine.working
         for i in range(2, 6):
             await r.xadd(MD_TICKS, tick_fields(base + i * 10_000_000, size=4.0))
+        await mark(r, base + 5 * 10_000_000)
         await wait_for(lambda: not svc.engine.working, what="the order completed")
     got = await fills(r)
     assert before < 3.0
@@ -121,6 +139,7 @@ async def test_halt_cancels_working_orders_and_nothing_fills_after(
     async with running(make_service(max_participation_pct=25.0), redis_url) as svc:
         await r.xadd(ORDERS, order_fields("w", 10.0, ts_ns=base + 1))
         await r.xadd(MD_TICKS, tick_fields(base + 10_000_000, size=4.0))
+        await mark(r, base + 10_000_000)
         await wait_for(lambda: filled_qty(r, "w"), what="a partial fill")
         await r.publish(TRADING_CONTROL, orjson.dumps({"action": "halt", "reason": "test"}))
         rejections = await wait_for(lambda: r.xrange(REJECTIONS), what="the cancel")
@@ -131,7 +150,9 @@ async def test_halt_cancels_working_orders_and_nothing_fills_after(
         for i in range(2, 6):
             await r.xadd(MD_TICKS, tick_fields(base + i * 10_000_000, size=4.0))
         await r.xadd(ORDERS, order_fields("after", 1.0, ts_ns=base + 45_000_000))
-        await wait_for(lambda: svc.processed >= 8, what="ticks and order after the halt")
+        await mark(r, base + 5 * 10_000_000)
+        await wait_for(handled(r), what="ticks and order after the halt")
+        assert svc.engine.quotes.newest("X").ts_ns == base + 5 * 10_000_000  # type: ignore[union-attr]
 
         async def refused() -> list[dict[str, str]]:
             return [f for _, f in await r.xrange(REJECTIONS) if f["order_id"] == "after"]
@@ -148,7 +169,9 @@ async def test_flatten_closes_every_position_at_market(redis_url: str, r: Redis)
     async with running(make_service(), redis_url) as svc:
         await r.xadd(ORDERS, order_fields("long", 2.0, ts_ns=base + 1))
         await r.xadd(MD_TICKS, tick_fields(base + 10_000_000, 101.0, 101.1))
+        await mark(r, base + 10_000_000)
         await wait_for(lambda: filled_qty(r, "long"), what="the opening fill")
+        await wait_for(handled(r), what="the 10 ms tick handled")
         await r.publish(TRADING_CONTROL, orjson.dumps({"action": "flatten"}))
         await wait_for(lambda: svc.engine.books["X"].qty == 0, what="flat")
         got = await fills(r)
