@@ -1,7 +1,10 @@
-"""model_router on a real Redis: every features entry is handled and each batch gives
-one consensus signal per symbol, on its latest features; a rules reload under load
-takes effect on the next batch with nothing lost, and bad rules are refused naming the
-key while the old rules stay in force."""
+"""model_router on a real Redis: every features entry is handled and a symbol gets one
+consensus signal per decide_interval_ms of event time, on the features opening the
+interval; a rules reload under load takes effect between two batches with nothing lost,
+and bad rules are refused naming the key while the old rules stay in force.
+
+The router merges features under feature_bus's watermarks: these tests write them
+(``watermark``) as feature_bus would."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from services.model_router.config import RouterRules
@@ -29,7 +33,7 @@ from shared.messages import (
     SIGNALS,
     Features,
 )
-from tests.support import running, wait_for
+from tests.support import caught_up, running, wait_for, watermark
 
 pytestmark = pytest.mark.integration
 
@@ -37,11 +41,12 @@ BUS = {"block_ms": 20, "batch_size": 50}
 T0 = 1_700_000_000_000_000_000
 
 
-def rules(horizon: str, model: str) -> RouterRules:
+def rules(horizon: str, model: str, decide_interval_ms: float = 0.0) -> RouterRules:
     cfg = validate(
         "model_router",
         {
             "bus": BUS,
+            "decide_interval_ms": decide_interval_ms,
             "rules": [{"pattern": "*", "horizon": horizon, "models": [{"id": model}]}],
         },
     )
@@ -53,7 +58,7 @@ def features(i: int, symbol: str = "BTC-USD") -> dict[str, Any]:
     return Features(
         trace_ts_ns=time.time_ns(),
         symbol=symbol,
-        ts_ns=T0 + i * 1_000_000,
+        ts_ns=ts_of(i),
         mid=100.0 + (i % 7) * 0.01,
         spread_bps=1.0,
         regime="TREND",
@@ -63,6 +68,20 @@ def features(i: int, symbol: str = "BTC-USD") -> dict[str, Any]:
         ema_short=100.0 + (i % 5) * 0.02,
         ema_long=100.0,
     ).to_fields()
+
+
+def ts_of(i: int) -> int:
+    """Event time of ``features(i)``."""
+    return T0 + i * 1_000_000
+
+
+def features_handled(svc: ModelRouter) -> float:
+    """Features entries handled and acknowledged so far (the watermark entries the
+    router also acknowledges are not counted)."""
+    got = REGISTRY.get_sample_value(
+        "edgebus_messages_processed_total", {"service": svc.name, "stream": FEATURES}
+    )
+    return got or 0.0
 
 
 async def consensus_signals(r: Redis) -> list[dict[str, str]]:
@@ -85,32 +104,46 @@ async def test_reload_under_load_takes_effect_on_the_next_batch_and_loses_nothin
             await r.xadd(FEATURES, features(produced))
             produced += 1
             if produced % 20 == 0:
+                await watermark(r, "feature_bus", ts_of(produced - 1))
                 await asyncio.sleep(0.002)
 
-    svc = ModelRouter(rules("1m", "book_pressure"))
+    # Event time (was: one decision per batch): at most one decision per 7 ms of event
+    # time, the features 1 ms apart, so every 7th entry is decided on, however batched
+    # (7, not 10: ma_momentum has no edge on every 5th entry, where ema_short == ema_long).
+    svc = ModelRouter(rules("1m", "book_pressure", decide_interval_ms=7))
     async with running(svc, redis_url):
+        start = features_handled(svc)
+
+        def handled() -> float:
+            return features_handled(svc) - start
+
         producer = asyncio.ensure_future(feed())
         try:
-            await wait_for(lambda: svc.processed >= 300, what="load flowing")
-            processed_before_store = svc.processed
+            await wait_for(lambda: handled() >= 300, what="load flowing")
+            processed_before_store = handled()
             stored = await store_version(
-                r, "model_router", rules("5m", "ma_momentum"), "test", channel=PARAM_UPDATED
+                r,
+                "model_router",
+                rules("5m", "ma_momentum", decide_interval_ms=7),
+                "test",
+                channel=PARAM_UPDATED,
             )
             await wait_for(lambda: svc.config_version == stored.version, what="v2 applied")
-            processed_when_seen_applied = svc.processed
+            processed_when_seen_applied = handled()
             produced_at_apply = produced
             await wait_for(lambda: produced >= produced_at_apply + 300, what="more load")
         finally:
             stop.set()
             await producer
-        await wait_for(lambda: svc.processed == produced, timeout_s=20, what="all processed")
+        await watermark(r, "feature_bus", ts_of(produced - 1))  # complete through the last
+        await wait_for(lambda: handled() == produced, timeout_s=20, what="all processed")
+        await wait_for(lambda: caught_up(r, "model_router", FEATURES), what="nothing pending")
         assert await pending(r) == 0
     sigs = await consensus_signals(r)
     index = [(int(f["ts_ns"]) - T0) // 1_000_000 for f in sigs]
-    # One symbol: each batch (at most 50 entries) gives one consensus signal, on its
-    # latest features, so the signals' entries increase, at most 50 apart, up to the last.
-    assert index == sorted(set(index)) and index[-1] == produced - 1
-    assert all(b - a <= BUS["batch_size"] for a, b in zip([-1, *index], index, strict=False))
+    # One symbol: one consensus signal per 7 ms of event time, on the entry opening it,
+    # across the reload too (the interval is the symbol's, not the rules').
+    assert index == list(range(0, produced, 7))
     seq = [(f["horizon"], tuple(orjson.loads(f["votes"]))) for f in sigs]
     old, new = ("1m", ("book_pressure",)), ("5m", ("ma_momentum",))
     assert set(seq) == {old, new}
@@ -150,7 +183,8 @@ async def test_a_bad_stored_version_is_refused_naming_the_key_and_old_rules_stay
         assert "rules.0.models.0.weight" in reason
         for i in range(10):  # one symbol each: every entry is decided on (no conflation)
             await r.xadd(FEATURES, features(i, symbol=f"SYM-{i}"))
-        await wait_for(lambda: svc.processed == 10, what="processed")
+        await watermark(r, "feature_bus", ts_of(9))
+        await wait_for(lambda: caught_up(r, "model_router", FEATURES), what="processed")
         assert svc.config_version == 0
     await pubsub.aclose()
     sigs = await consensus_signals(r)
@@ -179,7 +213,8 @@ async def test_parameter_server_refuses_bad_rules_file_and_the_router_keeps_its_
         assert "rules.0.models.0.id" in reason and "crystal_ball" in reason
         assert await r.get("edgebus:config:model_router:current") is None  # nothing stored
         await r.xadd(FEATURES, features(1))
-        await wait_for(lambda: svc.processed == 1, what="processed")
+        await watermark(r, "feature_bus", ts_of(1))
+        await wait_for(lambda: caught_up(r, "model_router", FEATURES), what="processed")
     with contextlib.suppress(Exception):
         await pubsub.aclose()
     (sig,) = await consensus_signals(r)
