@@ -19,15 +19,19 @@ from services.model_router.service import ModelRouter
 from shared.embedded_redis import EmbeddedRedis
 from shared.messages import FEATURES, SIGNALS
 from tests.support import features as support_features
-from tests.support import running, wait_for
+from tests.support import running, wait_for, watermark
 
 pytestmark = pytest.mark.integration
 
 
+TS_BASE_NS = 1_700_000_000_000_000_000
+
+
 def features(i: int) -> dict[str, str | int | float]:
-    # One symbol per entry: the router decides once per symbol per batch (conflation),
-    # so distinct symbols make every entry show up as its own signal.
-    return support_features(i, symbol=f"SYM-{i}", ts_base_ns=1_700_000_000_000_000_000)
+    # One symbol per entry: the router decides at most once per symbol per
+    # decide_interval_ms of event time (conflation), so distinct symbols make every
+    # entry show up as its own signal.
+    return support_features(i, symbol=f"SYM-{i}", ts_base_ns=TS_BASE_NS)
 
 
 class Feeder:
@@ -45,6 +49,9 @@ class Feeder:
             try:
                 entry_id = await self.r.xadd(FEATURES, features(self.sent))
                 self.acked.add(entry_id)
+                # As feature_bus would: complete through this entry (the router merges
+                # features under its watermarks).
+                await watermark(self.r, "feature_bus", TS_BASE_NS + self.sent)
             except (RedisConnectionError, RedisTimeoutError, OSError):
                 await asyncio.sleep(0.05)  # the reply is lost: the write may or may not exist
             self.sent += 1

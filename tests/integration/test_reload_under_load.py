@@ -25,7 +25,15 @@ from services.risk_harmoniser.service import RiskHarmoniser
 from shared.bus import Entry, Outbox
 from shared.config import content_hash, fetch_version, history
 from shared.http import build_app
-from shared.messages import DLQ, FEATURES, PARAM_RELOAD, SIGNALS, Features
+from shared.messages import (
+    DLQ,
+    FEATURES,
+    PARAM_RELOAD,
+    SIGNALS,
+    Features,
+    Watermark,
+    watermark_stream,
+)
 from shared.service import APPLIED_KEY, Service
 from tests.support import running, wait_for
 
@@ -34,8 +42,9 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-admin-token"
 
-# Router rule files and how many signals each makes per symbol and batch: one consensus
+# Router rule files and how many signals each makes per features entry: one consensus
 # signal per matched rule and horizon (no shadow models, so nothing else on `signals`).
+# No decide_interval_ms (0): every entry is decided on, whatever the batches.
 ONE = "rules:\n  - {pattern: '*', horizon: 1m, models: [{id: book_pressure}]}\n"
 TWO = ONE + "  - {pattern: '*', horizon: 5m, models: [{id: ma_momentum}]}\n"
 THREE = TWO + "  - {pattern: '*', horizon: 15m, models: [{id: book_pressure}, {id: ma_momentum}]}\n"
@@ -54,33 +63,39 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 class RecordingRouter(ModelRouter):
     """The model router, noting for each entry the config version it ran under, and for
-    each batch the versions seen, the latest ts_ns per symbol and the signals made."""
+    each batch the versions seen, the (symbol, ts_ns) of every entry handled and the
+    signals made."""
 
     def __init__(self) -> None:
         super().__init__()
         self.version_of: dict[str, int] = {}
         self.handled_twice = 0
-        # per batch: versions seen, symbol -> latest ts_ns, Counter of (symbol, ts_ns) signalled
-        self.batches: list[tuple[set[int], dict[str, int], Counter[tuple[str, int]]]] = []
+        # per batch: versions seen, Counter of (symbol, ts_ns) handled, and signalled
+        self.batches: list[tuple[set[int], Counter[tuple[str, int]], Counter[tuple[str, int]]]]
+        self.batches = []
         self._versions: set[int] = set()
-        self._latest: dict[str, int] = {}
+        self._handled: Counter[tuple[str, int]] = Counter()
+        self._made: Counter[tuple[str, int]] = Counter()
 
     def on_message(self, entry: Entry, out: Outbox) -> None:
-        super().on_message(entry, out)
+        before = len(out.messages)
+        super().on_message(entry, out)  # event time: decided here, not at the batch end
+        self._made.update(
+            (msg.symbol, msg.ts_ns) for stream, msg in out.messages[before:] if stream == SIGNALS
+        )
         self.handled_twice += entry.entry_id in self.version_of
         self.version_of[entry.entry_id] = self.config_version
         assert isinstance(entry.message, Features)
-        self._latest[entry.message.symbol] = entry.message.ts_ns
+        self._handled[(entry.message.symbol, entry.message.ts_ns)] += 1
         self._versions.add(self.config_version)
 
     def on_batch_end(self, out: Outbox) -> None:
-        before = len(out.messages)
         super().on_batch_end(out)
-        made = Counter(
-            (msg.symbol, msg.ts_ns) for stream, msg in out.messages[before:] if stream == SIGNALS
-        )
-        self.batches.append((self._versions, self._latest, made))
-        self._versions, self._latest = set(), {}
+        self.batches.append((self._versions, self._handled, self._made))
+        self._versions, self._handled, self._made = set(), Counter(), Counter()
+
+
+T0 = 1_700_000_000_000_000_000
 
 
 def features(i: int) -> dict[str, str]:
@@ -88,7 +103,7 @@ def features(i: int) -> dict[str, str]:
     return Features(
         trace_ts_ns=time.time_ns(),
         symbol=symbol,
-        ts_ns=1_700_000_000_000_000_000 + i,
+        ts_ns=T0 + i,
         mid=100.0,
         spread_bps=1.0,
         regime="RANGE",
@@ -101,7 +116,8 @@ def features(i: int) -> dict[str, str]:
 
 
 async def feed(r: Redis, rate_per_s: int, seconds: float) -> int:
-    """XADD features at ``rate_per_s``, in 10 ms slices, for ``seconds``; returns the count."""
+    """XADD features at ``rate_per_s``, in 10 ms slices, for ``seconds``, each slice
+    followed by feature_bus's watermark (the router merges under it); returns the count."""
     slices = int(seconds * 100)
     per_slice = rate_per_s // 100
     start = time.monotonic()
@@ -111,6 +127,8 @@ async def feed(r: Redis, rate_per_s: int, seconds: float) -> int:
             for _ in range(per_slice):
                 pipe.xadd(FEATURES, features(n))  # type: ignore[arg-type]
                 n += 1
+            note = Watermark(producer="feature_bus", wm_ns=T0 + n - 1, wall_ns=time.time_ns())
+            pipe.xadd(watermark_stream("feature_bus"), note.to_fields())  # type: ignore[arg-type]
             await pipe.execute()
         await asyncio.sleep(max(0.0, start + (s + 1) / 100 - time.monotonic()))
     return n
@@ -155,12 +173,12 @@ async def test_reloads_while_1000_entries_per_s_flow_lose_nothing(
         i + 3: f"reload:conf/{name}" for i, name in enumerate(reloads)
     }
     expected = {2: 1} | {i + 3: RULE_FILES[n][1] for i, n in enumerate(reloads)}
-    # Each batch: per symbol, as many signals as its version's rules say, all on the
-    # symbol's latest features of that batch (conflation), and nothing else.
+    # Each batch: per entry, as many signals as its version's rules say, all on that
+    # entry's features (event time, no conflation at decide_interval_ms 0), nothing else.
     wrong = [
-        (versions, latest, made)
-        for versions, latest, made in mr.batches
-        if made != Counter({(sym, ts): expected[min(versions)] for sym, ts in latest.items()})
+        (versions, handled, made)
+        for versions, handled, made in mr.batches
+        if made != Counter({key: n * expected[min(versions)] for key, n in handled.items()})
     ]
     assert wrong == []
     assert await r.xlen(SIGNALS) == sum(made.total() for _, _, made in mr.batches)

@@ -467,3 +467,31 @@ def test_the_service_conflates_in_event_time_whatever_the_batches() -> None:
         Harness([ModelRouter(rules({**SIX, "decide_interval_ms": 100}))]), entries
     )
     assert one_by_one.out[SIGNALS] == whole.out[SIGNALS]  # every field, shadows too
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="code bug: Router.discard() (ModelRouter.on_batch_failed) forgets _latest but "
+    "not _decided_ns, so a redelivered entry of a batch whose write failed falls inside "
+    "its own decide_interval_ms and is never decided on: its signals are lost",
+)
+def test_a_batch_whose_write_failed_is_decided_on_again_when_redelivered() -> None:
+    import asyncio
+
+    from services.model_router.service import ModelRouter
+    from shared.messages import FEATURES, SIGNALS
+    from shared.testing import Harness
+
+    svc = ModelRouter(rules({**ONE_RULE, "decide_interval_ms": 1000}))
+    h = Harness([svc])
+    f = feat()
+    h.feed(FEATURES, [f], producer="feature_bus")
+    h.run()
+    assert len(h.out[SIGNALS]) == 1
+    # The commit of that batch failed (Redis down): nothing it produced was written, and
+    # its entry stays pending and comes again.
+    asyncio.run(svc.on_batch_failed())
+    h.out[SIGNALS].clear()
+    h.feed(FEATURES, [f], producer="feature_bus")
+    h.run()
+    assert len(h.out[SIGNALS]) == 1
