@@ -245,6 +245,21 @@ _VALIDATED_FILES: dict[tuple[str, bytes], ComponentConfig] = {}
 _VALIDATED_FILES_MAX = 32
 
 
+PRESET_ENV = "EDGEBUS_PRESET"
+
+
+def preset_path(default: str) -> str:
+    """``conf/presets/$EDGEBUS_PRESET/<file>`` when that preset has the file, else
+    ``default`` (a preset holds only the components it changes; e.g. ``daily``)."""
+    preset = os.environ.get(PRESET_ENV, "").strip()
+    if not preset:
+        return default
+    if not preset.replace("_", "").replace("-", "").isalnum():
+        raise ConfigError(f"{PRESET_ENV}={preset!r}: letters, digits, - and _ only")
+    candidate = f"conf/presets/{preset}/{Path(default).name}"
+    return candidate if (project_root() / candidate).is_file() else default
+
+
 def load_file(component: str, path: str | None = None) -> ComponentConfig:
     """Read and validate a component's YAML; the default path is its file under conf/.
 
@@ -254,7 +269,7 @@ def load_file(component: str, path: str | None = None) -> ComponentConfig:
     if spec is None:
         schema_for(component)  # raises with the list of known components
     assert spec is not None
-    resolved = resolve_conf_path(path or spec.path)
+    resolved = resolve_conf_path(path or preset_path(spec.path))
     raw = _read_bytes(resolved)
     key = (component, raw)
     cfg = _VALIDATED_FILES.get(key)

@@ -375,7 +375,7 @@ class Service(Generic[C]):
                 elif self.merge is not None and (len(self.merge) or self._wm_pending):
                     await self._process([], fresh=True)  # an upstream dead by now?
                 while self.more and not self.stopping:
-                    await self._process([], fresh=True)  # what the last batch left over
+                    await self._process([])  # what the last batch left (no read: not fresh)
                 if not self.redis_ok:
                     self._redis_up(True)
                 backoff.reset()
@@ -495,16 +495,16 @@ class Service(Generic[C]):
             budget = self.max_release if full is not None else -1
             self.more = False
             for ts, item in merge.drain(self.next_timer_ns):
-                if budget == 0:
-                    self.more = True  # the rest next time: bounded work per batch
-                    break
-                budget -= 1
                 self.event_ns = ts
                 if item is TIMER:
                     self.on_timer(ts, out)
                 else:
                     self.on_message(item, out)
                     acks.append(item)
+                budget -= 1
+                if budget == 0:  # the rest next time: bounded work per batch (checked
+                    self.more = True  # before the merge pops another, which would be lost)
+                    break
             if merge.late != late:
                 m.LATE_ENTRIES.labels(self.name).inc(merge.late - late)
             self._m_held.set(len(merge))
@@ -672,17 +672,22 @@ class Service(Generic[C]):
                 if self.stopping:
                     break
                 try:
-                    retry, poison = await self.bus.reclaim(stream)
+                    # Under the lock: an entry the merge released is then written and
+                    # acknowledged, not idle-looking while its batch is being committed.
+                    async with self._lock:
+                        retry, poison = await self.bus.reclaim(stream)
+                        if self.merge is not None:  # held entries wait for a watermark
+                            held = self.merge.holds
+                            retry = [e for e in retry if not held((e.stream, e.entry_id))]
+                            poison = [
+                                (e, n) for e, n in poison if not held((e.stream, e.entry_id))
+                            ]
                 except TRANSIENT_ERRORS as exc:
                     self._redis_up(False, exc)
                     break
                 except Exception:
                     self.log.exception("reclaim failed on %s", stream)
                     continue
-                if self.merge is not None:  # held entries wait for a watermark, not stuck
-                    held = self.merge.holds
-                    retry = [e for e in retry if not held((e.stream, e.entry_id))]
-                    poison = [(e, n) for e, n in poison if not held((e.stream, e.entry_id))]
                 if poison:
                     out = Outbox()
                     for entry, count in poison:
@@ -910,5 +915,13 @@ class Service(Generic[C]):
             },
             "trading_state": self.trading.state,
         }
+        if self.merge is not None:
+            body["event_time"] = {
+                "out_watermark_ns": self._wm_out,
+                "upstreams_ns": dict(self.merge.wm),
+                "held": len(self.merge),
+                "late": self.merge.late,
+                "stepped_over": sorted(self.merge.forced),
+            }
         body.update(self.health_details())
         return ok, body

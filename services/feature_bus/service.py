@@ -45,6 +45,8 @@ SESSION_TTL_S = 86_400
 class FeatureBus(Service):
     name: ClassVar[str] = "feature_bus"
     inputs: ClassVar[tuple[str, ...]] = (MD_RAW,)
+    # md.raw in event-time order under the replay's watermarks (``wm.replay``).
+    upstreams: ClassVar[dict[str, str]] = {MD_RAW: "replay"}
     has_source: ClassVar[bool] = True
 
     config: FeatureBusConfig

@@ -46,8 +46,8 @@ def write_quotes_csv(path: Path, n: int, seed: int = 7) -> None:
             w.writerow([q.ts_ns, q.symbol, repr(q.bid), repr(q.ask), repr(q.bid_size), repr(q.ask_size)])
 
 
-def backtest(path: Path) -> runner.Result:
-    configs = runner.load_configs()
+def backtest(path: Path, preset: str | None = None) -> runner.Result:
+    configs = runner.load_configs(ROOT / "conf" / "presets" / preset if preset else None)
     bad: list[tuple[int, str]] = []
     quotes = runner.read_file(path, configs["feature_bus"], lambda line, why: bad.append((line, why)))  # type: ignore[arg-type]
     assert not bad, bad
@@ -100,13 +100,25 @@ def _all_healthy(env: dict[str, str]) -> bool:
     return True
 
 
+@pytest.mark.parametrize("data", ["synthetic_quotes", "daily_bars"])
 def test_replay_through_the_stack_equals_the_backtest(
-    stack_env: dict[str, str], redis_url: str, tmp_path: Path
+    data: str, stack_env: dict[str, str], redis_url: str, tmp_path: Path
 ) -> None:
-    data = tmp_path / "quotes.csv"
-    write_quotes_csv(data, 20_000)
-    expected = backtest(data)
+    path = tmp_path / f"{data}.csv"
+    preset = None
+    if data == "synthetic_quotes":
+        write_quotes_csv(path, 20_000)
+    else:  # S&P 500 and NASDAQ daily bars shipped by the arch package, 1999-2018
+        pytest.importorskip("arch")
+        from tests.data_sets import daily_bars_csv
+
+        daily_bars_csv(path)
+        preset = "daily"
+        stack_env = dict(stack_env, EDGEBUS_PRESET=preset)
+    expected = backtest(path, preset)
     assert expected.orders and expected.fills, "the file must trade for the test to mean anything"
+    if preset:
+        assert {o.symbol for o in expected.orders} == {"SPX", "NDX"}
 
     r = redis.Redis.from_url(redis_url)
     log = open(tmp_path / "stack.log", "w")  # noqa: SIM115
@@ -120,7 +132,7 @@ def test_replay_through_the_stack_equals_the_backtest(
     try:
         wait_until(lambda: _all_healthy(stack_env), 90, "every service healthy")
         out = subprocess.run(
-            [sys.executable, "-m", "shared.cli", "replay", str(data), "--speed", "0"],
+            [sys.executable, "-m", "shared.cli", "replay", str(path), "--speed", "0"],
             env=stack_env,
             cwd=ROOT,
             capture_output=True,
