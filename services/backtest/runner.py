@@ -59,6 +59,7 @@ CHUNK_ROWS = 500  # as the replay's default chunk: the batch size never changes 
 # config give the same timestamps, not just the same prices.
 SYNTHETIC_START_NS = 1_767_225_600_000_000_000
 _SKIP = ("v", "trace_ts_ns")
+DAY_NS = 86_400 * 10**9
 
 
 def load_configs(conf_dir: Path | None = None) -> dict[str, ComponentConfig]:
@@ -87,6 +88,7 @@ class Result:
     bad_rows: list[tuple[int, str]] = field(default_factory=list)
     wall_s: float = 0.0
     held: dict[str, int] = field(default_factory=dict)
+    day_ends_ns: list[int] = field(default_factory=list)  # the last quote time of each UTC day
 
     @property
     def ticks_per_s(self) -> float:
@@ -139,6 +141,14 @@ class Backtest:
             if progress is not None:
                 progress(end)
         res = Result(ticks=n, wall_s=time.perf_counter() - t0, held=h.held())
+        last_day, ends = None, res.day_ends_ns
+        for q in quotes:
+            day = q.ts_ns // DAY_NS
+            if day != last_day:
+                ends.append(q.ts_ns)
+                last_day = day
+            else:
+                ends[-1] = q.ts_ns
         res.orders = _typed(h.out[ORDERS], Order)
         res.fills = _typed(h.out[FILLS], Fill)
         res.decisions = _typed(h.out[RISK_DECISIONS], RiskDecision)
@@ -178,9 +188,12 @@ def write_stream_csv(path: Path, cls: type[Message], rows: Sequence[Message]) ->
             w.writerow([fields.get(c, "") for c in cols])
 
 
-def equity_rows(positions: Sequence[Position], starting_equity_usd: float) -> list[list[Any]]:
-    """equity.csv: one row per event time with a mark (the last snapshot at that time):
-    equity, gross PnL (before fees), net PnL, fees, drawdown below the running peak."""
+def equity_rows(
+    positions: Sequence[Position], starting_equity_usd: float, day_ends_ns: Sequence[int] = ()
+) -> list[list[Any]]:
+    """equity.csv: one row per event time with a mark (the last snapshot at that time),
+    and at the last quote of every UTC day (a flat book keeps its equity): equity, gross
+    PnL (before fees), net PnL, fees, drawdown below the running peak."""
     fees: dict[str, float] = {}
     by_ts: dict[int, tuple[float, float, float]] = {}
     for p in positions:
@@ -188,6 +201,13 @@ def equity_rows(positions: Sequence[Position], starting_equity_usd: float) -> li
         net = p.account_pnl_usd if p.account_pnl_usd is not None else p.total_pnl_usd
         eq = p.equity_usd if p.equity_usd is not None else starting_equity_usd + net
         by_ts[p.ts_ns] = (eq, net, sum(fees.values()))
+    marks = sorted(by_ts)
+    i, last = 0, (starting_equity_usd, 0.0, 0.0)
+    for end in day_ends_ns:  # carry the last mark to each day's end
+        while i < len(marks) and marks[i] <= end:
+            last = by_ts[marks[i]]
+            i += 1
+        by_ts.setdefault(end, last)
     rows: list[list[Any]] = []
     peak = starting_equity_usd
     for ts in sorted(by_ts):
@@ -209,7 +229,7 @@ def write(out_dir: Path, res: Result, configs: dict[str, ComponentConfig]) -> No
     with (out_dir / "equity.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["ts", "ts_ns", "equity_usd", "gross_pnl_usd", "net_pnl_usd", "fees_usd", "drawdown_pct"])
-        w.writerows(equity_rows(res.positions, ex.starting_equity_usd))
+        w.writerows(equity_rows(res.positions, ex.starting_equity_usd, res.day_ends_ns))
     # The run section first; the report adds the metrics beside it.
     doc = {"run": res.run_section()}
     (out_dir / "report.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))

@@ -1,0 +1,77 @@
+"""Regression statistics (LEAN's regression algorithms are the model): a fixed input,
+seed and configs give these totals. A change of behaviour shows here as a changed
+number, to be reviewed and re-pinned on purpose (with the reason in the commit)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from services.backtest import report, runner
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def totals(quotes: list[Any], configs: dict[str, Any], out: Path) -> dict[str, Any]:
+    res = runner.Backtest(configs).run(quotes)
+    runner.write(out, res, configs)
+    report.build(out)
+    m = orjson.loads((out / "report.json").read_bytes())["metrics"]
+    return {
+        "orders": len(res.orders),
+        "fills": len(res.fills),
+        "decisions": len(res.decisions),
+        "realised_pnl_usd": round(m["realised_pnl_usd"], 2),
+        "net_pnl_usd": round(m["net_pnl_usd"], 2),
+        "sharpe_net": m["sharpe_net"],
+        "symbols": sorted({o.symbol for o in res.orders}),
+    }
+
+
+def check(got: dict[str, Any], pinned: dict[str, Any]) -> None:
+    sharpe = got.pop("sharpe_net")
+    want = dict(pinned)
+    want_sharpe = want.pop("sharpe_net")
+    assert got == want
+    assert sharpe == pytest.approx(want_sharpe, rel=1e-9, abs=1e-12)
+
+
+def test_synthetic_seed_7_20k_quotes(tmp_path: Path) -> None:
+    configs = runner.load_configs()
+    quotes = runner.synthetic_quotes(configs["feature_bus"], 20_000, 7)
+    check(totals(quotes, configs, tmp_path), PINNED_SYNTHETIC)
+
+
+def test_sp500_nasdaq_daily_bars_1999_2018(tmp_path: Path) -> None:
+    pytest.importorskip("arch")
+    from tests.data_sets import daily_bars_csv
+
+    data = tmp_path / "bars.csv"
+    daily_bars_csv(data)
+    configs = runner.load_configs(ROOT / "conf" / "presets" / "daily")
+    quotes = runner.read_file(data, configs["feature_bus"], lambda line, why: None)
+    check(totals(quotes, configs, tmp_path / "out"), PINNED_DAILY)
+
+
+# Pinned 2026-12-01 (event time end to end; the synthetic market a minute market).
+PINNED_SYNTHETIC: dict[str, Any] = {
+    "orders": 51,
+    "fills": 82,
+    "decisions": 20_000,
+    "realised_pnl_usd": -641.19,
+    "net_pnl_usd": -641.19,
+    "sharpe_net": -1.229711873,
+    "symbols": ["AAPL", "BTC-USD", "ETH-USD", "SOL-USD"],
+}
+PINNED_DAILY: dict[str, Any] = {
+    "orders": 55,
+    "fills": 55,
+    "decisions": 10_062,
+    "realised_pnl_usd": 226.91,
+    "net_pnl_usd": 226.91,
+    "sharpe_net": 0.008765292697,
+    "symbols": ["NDX", "SPX"],
+}
