@@ -28,9 +28,10 @@ simulated latency) is what lets the risk -> execution -> risk loop advance witho
 round trip per nanosecond (docs/architecture.md, "Event time").
 
 A producer whose heartbeats stopped (the runtime decides, on the wall clock) is
-``forced``: it no longer holds anything back, so a dead upstream never freezes the
-service. Its late entries, if it comes back, are handled at once and counted in
-``late``.
+``forced``: it no longer holds anything back (it counts as complete through the newest
+time any input has shown, so entries go on but a timer does not fire before the data
+has reached its time), and a dead upstream never freezes the service. Its late
+entries, if it comes back, are handled at once and counted in ``late``.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class EventMerge:
         "last_ts",
         "_last_key",
         "late",
+        "max_seen",
     )
 
     def __init__(self, streams: Sequence[str], upstream: Mapping[str, str]) -> None:
@@ -81,6 +83,7 @@ class EventMerge:
         self.last_ts = 0  # event time of the last release
         self._last_key = (0, -1)
         self.late = 0  # releases that sorted before an earlier release
+        self.max_seen = -1  # the newest event time any input has shown (entry or watermark)
 
     # ---- input ---------------------------------------------------------------------
 
@@ -92,12 +95,16 @@ class EventMerge:
             self._held.add(key)
         self._seq += 1
         heapq.heappush(self._heaps[stream], (ts_ns, self._seq, (key, item)))
+        if ts_ns > self.max_seen:
+            self.max_seen = ts_ns
         return True
 
     def advance(self, producer: str, wm_ns: int) -> None:
         """``producer``'s output is complete through ``wm_ns`` (never moves back)."""
         if producer in self.wm and wm_ns > self.wm[producer]:
             self.wm[producer] = wm_ns
+            if wm_ns > self.max_seen:
+                self.max_seen = wm_ns
 
     def holds(self, key: Any) -> bool:
         return key in self._held
@@ -109,7 +116,11 @@ class EventMerge:
 
     def releasable(self, ts_ns: int, rank: int) -> bool:
         for p, w in self.wm.items():
-            if w >= ts_ns or p in self.forced:
+            if p in self.forced:
+                # Stepped over: it holds nothing back, but time is what the others show
+                # (a timer does not fire before any input has reached its time).
+                w = self.max_seen
+            if w >= ts_ns:
                 continue
             if w == ts_ns - 1 and self.min_rank[p] >= rank:
                 continue
@@ -174,7 +185,7 @@ class EventMerge:
         p = self.upstream.get(stream)
         if p is None:
             return min(head, self.last_ts)  # no promise: anything may still come
-        future = (self.last_ts if p in self.forced else self.wm[p]) + 1
+        future = (self.max_seen if p in self.forced else self.wm[p]) + 1
         return min(head, future)
 
     def out_wm(

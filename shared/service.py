@@ -235,7 +235,7 @@ class Service(Generic[C]):
                 self._spawn(self._reclaim_loop())
                 self._spawn(self._listen())
                 self._spawn(self._observe())
-                if self.merge is not None or self.has_source:
+                if self.merge is not None:  # a producer in event time: its heartbeat
                     self._spawn(self._heartbeat())
                 if self.has_source:
                     self._spawn(self._guard(self.run_source, "source"))
@@ -839,7 +839,7 @@ class Service(Generic[C]):
             self.trading = st
             m.TRADING_HALTED.labels(self.name).set(1 if st.halted else 0)
 
-    def control(self, cmd: ControlCommand, out: Outbox, *, announce: bool = False) -> None:
+    def apply_control(self, cmd: ControlCommand, out: Outbox, *, announce: bool = False) -> None:
         """Apply a trading-control command within the batch being handled (a breaker in
         a handler, or ``trading.control``): the state changes at once and
         ``on_control`` runs. ``announce``: also save the state and tell every service,
@@ -859,7 +859,7 @@ class Service(Generic[C]):
     async def _apply_control(self, cmd: ControlCommand) -> None:
         out = Outbox()
         async with self._lock:
-            self.control(cmd, out)
+            self.apply_control(cmd, out)
         if self.persists_trading_state:
             await save_state(self.r, self.trading)
         if len(out):

@@ -66,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
         elif len(bad) == MAX_REPORTED_ROWS + 1:
             console.print("[yellow]... further bad rows are only counted[/]")
 
+    def on_unsorted(line: int) -> None:
+        console.print(
+            f"[yellow]line {line}[/]: earlier than the row before; the file is not in time "
+            "order, so it is run sorted by time (rows of one time in file order)"
+        )
+
     if args.synthetic:
         name = f"synthetic-{args.seed}-{args.ticks}"
         quotes = runner.synthetic_quotes(fb, args.ticks, args.seed)  # type: ignore[arg-type]
@@ -73,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(args.file)
         name = path.stem
         try:
-            quotes = runner.read_file(path, fb, on_bad)  # type: ignore[arg-type]
+            quotes = runner.read_file(path, fb, on_bad, on_unsorted)  # type: ignore[arg-type]
         except (OSError, ValueError) as exc:
             console.print(f"[red]{path}: {exc}[/]")
             return 1

@@ -166,8 +166,14 @@ def synthetic_quotes(cfg: FeatureBusConfig, ticks: int, seed: int) -> list[RawQu
     return list(market.quotes(ticks))
 
 
-def read_file(path: Path, cfg: FeatureBusConfig, on_bad: Callable[[int, str], None]) -> list[RawQuote]:
-    return file_quotes(path, cfg.replay, f"backtest-{path.stem}", on_bad)
+def read_file(
+    path: Path,
+    cfg: FeatureBusConfig,
+    on_bad: Callable[[int, str], None],
+    on_unsorted: Callable[[int], None] | None = None,
+) -> list[RawQuote]:
+    """The file's quotes as the replay reads them (services/feature_bus/replay.py)."""
+    return file_quotes(path, cfg.replay, f"backtest-{path.stem}", on_bad, on_unsorted)
 
 
 # ---- files ---------------------------------------------------------------------------

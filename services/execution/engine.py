@@ -192,7 +192,9 @@ class ExecutionEngine:
             if w.order_id not in self.working:
                 continue
             if w.mode == "at" and w.due_ns <= ts_ns:
-                self._act(w, self.quotes.newest(w.symbol), w.due_ns, out)
+                # In event order the newest quote is the one in force; for an order that
+                # came late (its producer stepped over) it is the history's.
+                self._act(w, self.quotes.in_force(w.symbol, w.due_ns)[0], w.due_ns, out)
             elif w.expires_ns <= ts_ns:
                 self._cancel(w, "expired", w.expires_ns, out)
 

@@ -37,12 +37,17 @@ PRODUCER = "replay"
 
 
 def file_quotes(
-    path: Path, p: ReplayParams, session: str, on_bad: Callable[[int, str], None]
+    path: Path,
+    p: ReplayParams,
+    session: str,
+    on_bad: Callable[[int, str], None],
+    on_unsorted: Callable[[int], None] | None = None,
 ) -> list[RawQuote]:
     """Every good row of ``path`` as a raw quote, in event-time order: a file that is
     not sorted by time (bars grouped by symbol, say) is sorted, stably, so rows of one
-    time keep the file's order. ``on_bad(line, reason)`` for each bad row. The replay
-    and the backtest both read files through this, so they see the same quotes."""
+    time keep the file's order. ``on_bad(line, reason)`` for each bad row;
+    ``on_unsorted(line)`` once, with the first row earlier than the one before. The
+    replay and the backtest both read files through this, so they see the same quotes."""
     kind, rows = read_rows(path, p.chunk_rows)
     quotes: list[RawQuote] = []
     ordered = True
@@ -53,8 +58,10 @@ def file_quotes(
         except RowError as exc:
             on_bad(line, str(exc))
             continue
-        if q.ts_ns < last:
+        if q.ts_ns < last and ordered:
             ordered = False
+            if on_unsorted is not None:
+                on_unsorted(line)
         last = q.ts_ns
         quotes.append(q)
     if not ordered:
@@ -119,6 +126,13 @@ class Replay:
         self.sent += len(chunk)
         chunk.clear()
 
+    def report_unsorted(self, line: int) -> None:
+        where = "line" if self.path.suffix.lower() == ".csv" else "row"
+        self.console.print(
+            f"[yellow]{where} {line}[/]: earlier than the row before; the file is not in "
+            "time order, so it is replayed sorted by time (rows of one time in file order)"
+        )
+
     def report_bad(self, line: int, reason: str) -> None:
         self.bad += 1
         self.bad_reasons[reason.split(":", 1)[0]] += 1
@@ -129,7 +143,9 @@ class Replay:
             self.console.print("[yellow]... further bad rows are only counted[/]")
 
     async def run(self, progress: Progress) -> None:
-        quotes = file_quotes(self.path, self.p, self.session, self.report_bad)
+        quotes = file_quotes(
+            self.path, self.p, self.session, self.report_bad, self.report_unsorted
+        )
         self.rows = len(quotes) + self.bad
         task = progress.add_task("replay", total=count_rows(self.path), rate="")
         chunk: list[dict[str, str | int | float]] = []

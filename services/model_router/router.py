@@ -68,6 +68,7 @@ class Router:
         self._routed: dict[str, tuple[tuple[Route, ...], tuple[str, ...]]] = {}
         self._latest: dict[str, Features] = {}  # symbol -> latest features, not decided on
         self._decided_ns: dict[str, int] = {}  # symbol -> event time of its last decision
+        self._committed_ns: dict[str, int] = {}  # the same, as of the last written batch
         self.decide_interval_ns = int(rules.decide_interval_ms * 1e6)
 
     def reload(self, rules: RouterRules) -> None:
@@ -126,8 +127,15 @@ class Router:
         return out
 
     def discard(self) -> None:
-        """Forget the features observed but not decided on (a batch that failed)."""
+        """Forget the features observed but not decided on, and the decisions taken since
+        the last ``commit`` (a batch that failed: its entries come again)."""
         self._latest.clear()
+        self._decided_ns = dict(self._committed_ns)
+
+    def commit(self) -> None:
+        """The batch's outputs were written: its decisions stand."""
+        if self._decided_ns != self._committed_ns:
+            self._committed_ns = dict(self._decided_ns)
 
     def _route_symbol(self, symbol: str) -> tuple[tuple[Route, ...], tuple[str, ...]]:
         """The symbol's routes and its routed models that keep state, cached per symbol

@@ -65,6 +65,9 @@ class ModelRouter(Service[RouterRules]):
     def on_batch_end(self, out: Outbox) -> None:
         self._export_model_stats()
 
+    def on_committed(self) -> None:
+        self.router.commit()
+
     async def on_batch_failed(self) -> None:
         # The failed batch's entries stay pending and come again: decide nothing on them now.
         self.router.discard()

@@ -183,7 +183,7 @@ class RiskHarmoniser(Service[RiskParams]):
         """A breaker's command: applied here at once, saved and told to every service in
         the batch's transaction."""
         if cmd is not None:
-            self.control(cmd, out, announce=True)
+            self.apply_control(cmd, out, announce=True)
 
     def on_batch_end(self, out: Outbox) -> None:
         if self._dirty:

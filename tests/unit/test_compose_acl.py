@@ -117,9 +117,22 @@ def test_every_stream_has_exactly_one_writer_but_the_dlq_which_all_consumers_sha
 
 def test_the_feeder_may_only_add_raw_quotes() -> None:
     feeder = USERS[FEEDER]
-    assert feeder.root.keys == {"md.raw"} and not feeder.selectors
+    # md.raw and the replay's watermarks (event time: how far the file is complete)
+    assert feeder.root.keys == {"md.raw", "wm.replay"} and not feeder.selectors
     assert not feeder.root.channels
     assert not {"+@write", "+@all", "+publish"} & feeder.root.commands
+
+
+def test_each_merging_service_writes_its_watermarks_and_reads_its_upstreams() -> None:
+    for name in SERVICE_NAMES:
+        cls = service_class(name)
+        if not cls.upstreams:
+            continue
+        user = USERS[name]
+        assert f"wm.{name}" in user.root.keys, name
+        readable = set().union(*(sel.keys for sel in user.selectors)) if user.selectors else set()
+        for producer in set(cls.upstreams.values()):
+            assert f"wm.{producer}" in readable | user.root.keys, (name, producer)
 
 
 def test_config_and_trading_keys_are_read_only_except_for_their_owners() -> None:

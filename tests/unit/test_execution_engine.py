@@ -126,14 +126,6 @@ def test_a_quote_stamped_exactly_at_arrival_is_the_one_in_force() -> None:
     assert (f.quote_ts_ns, f.price) == (T0 + 7 * MS, pytest.approx(101.1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="code bug: ExecutionEngine.on_timer prices an 'at' act on quotes.newest(), "
-    "which for a late order (its producer was stepped over, shared/merge.py) is a quote "
-    "later than the arrival: _book's 'a fill may never use a quote later than its time' "
-    "assertion raises; the quote in force is quotes.in_force(symbol, due_ns)",
-)
 def test_an_order_late_for_its_arrival_uses_the_history() -> None:
     # The order reaches execution after ticks past its arrival (in event time: a late
     # entry, e.g. from an upstream stepped over after max_hold_ms, handled at once):

@@ -57,16 +57,7 @@ order_specs = st.lists(
     "late",
     [
         False,
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="code bug: a late order's arrival timer is priced on "
-                "quotes.newest(), a quote later than the arrival (engine.on_timer); see "
-                "test_execution_engine.test_an_order_late_for_its_arrival_uses_the_history",
-            ),
-        ),
+        True,
     ],
 )
 @settings(max_examples=150, deadline=None, report_multiple_bugs=False)

@@ -469,29 +469,24 @@ def test_the_service_conflates_in_event_time_whatever_the_batches() -> None:
     assert one_by_one.out[SIGNALS] == whole.out[SIGNALS]  # every field, shadows too
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="code bug: Router.discard() (ModelRouter.on_batch_failed) forgets _latest but "
-    "not _decided_ns, so a redelivered entry of a batch whose write failed falls inside "
-    "its own decide_interval_ms and is never decided on: its signals are lost",
-)
 def test_a_batch_whose_write_failed_is_decided_on_again_when_redelivered() -> None:
     import asyncio
 
     from services.model_router.service import ModelRouter
-    from shared.messages import FEATURES, SIGNALS
+    from shared.bus import Entry, Outbox
+    from shared.messages import FEATURES, SIGNALS, Watermark
     from shared.testing import Harness
 
     svc = ModelRouter(rules({**ONE_RULE, "decide_interval_ms": 1000}))
-    h = Harness([svc])
     f = feat()
-    h.feed(FEATURES, [f], producer="feature_bus")
-    h.run()
-    assert len(h.out[SIGNALS]) == 1
-    # The commit of that batch failed (Redis down): nothing it produced was written, and
-    # its entry stays pending and comes again.
+    # A batch handled whose commit failed (Redis down): nothing it produced was written
+    # (so no ``committed``), and its entry stays pending and comes again.
+    out, acks = Outbox(), []
+    wm = Watermark(producer="feature_bus", wm_ns=f.ts_ns)
+    svc.handle([Entry(FEATURES, "1-0", {}, f), Entry("wm.feature_bus", "1-1", {}, wm)], out, acks)
+    assert [m for s, m in out.messages if s == SIGNALS]
     asyncio.run(svc.on_batch_failed())
-    h.out[SIGNALS].clear()
+    h = Harness([svc])
     h.feed(FEATURES, [f], producer="feature_bus")
     h.run()
     assert len(h.out[SIGNALS]) == 1
