@@ -1,7 +1,7 @@
 """CPU cost of feature_bus's hot path, in process (no Redis): microseconds per tick of
 each stage, and per encode/decode of the messages of the pipeline.
 
-    python -m services.feature_bus.cost [--batches 100] [--repeats 5]
+    python -m bench.feature_cost [--batches 100] [--repeats 5]
 
 Stages are cumulative, as the synthetic source runs them per batch of 500 quotes:
 generate the quotes, handle them (quality gate, features, messages), encode the
@@ -31,15 +31,12 @@ STAGES = ("generate", "handle", "encode", "pack")
 def per_tick_us(stage: str, batches: int) -> float:
     """CPU us per tick of the stages up to ``stage``, as fast as it goes (ticks_per_s 0)."""
     bus = FeatureBus(load_file("feature_bus").model_copy(update={"ticks_per_s": 0.0}))
-    ts_ns = time.time_ns()
     for _ in range(5):  # warm up: feature state, metric children
-        bus.features_of(list(bus.market.quotes(BATCH, ts_ns)))
-        ts_ns += BATCH
+        bus.features_of(list(bus.market.quotes(BATCH, trace_ts_ns=time.time_ns())))
     upto = STAGES.index(stage)
     t0 = time.process_time()
     for _ in range(batches):
-        quotes = list(bus.market.quotes(BATCH, ts_ns))
-        ts_ns += BATCH
+        quotes = list(bus.market.quotes(BATCH, trace_ts_ns=time.time_ns()))  # event-clocked
         if upto < 1:
             continue
         out = bus.features_of(quotes)

@@ -4,7 +4,7 @@ same number of synthetic ticks; adds the peer keys to bench/results.json (keepin
     python -m bench.peers [--ticks 300000] [--seed 7] [--out .run/bench-peers]
 
 The peer is `../shared/peers/nautilus.sh` (its own venv, made on first use; the last line of
-its stdout is one JSON object). Ours is `edgebus backtest --synthetic`, whose report.json
+its stdout is one JSON object). Ours is `edgebus backtest --synthetic --conf-dir bench/conf` (the bench's workload), whose report.json
 holds a `run` section: ticks, ticks_per_s, orders, orders_per_1k_ticks, wall_s.
 Keys written: `peer_nautilus_ticks_per_s`, `peer_nautilus_orders_per_1k_ticks`,
 `inprocess_vs_nautilus_ratio` (ours / peer, ticks per second), and `peers_run` (both sides'
@@ -26,6 +26,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results.json"
 PEER_SCRIPT = ROOT.parent / "shared" / "peers" / "nautilus.sh"
+# The bench's workload (docs/performance.md): as `make bench`'s inprocess_ticks_per_s, and
+# with about as many orders per 1,000 ticks as the peer's strategy.
+BENCH_CONF = ROOT / "bench" / "conf"
 PEER_TIMEOUT_S = 1_800  # the first run installs nautilus_trader into its own venv
 OURS_TIMEOUT_S = 1_800
 
@@ -75,10 +78,11 @@ def require_our_backtest(module: str = "services.backtest.cli") -> None:
         raise PeerBenchError(f"`edgebus backtest` is not available yet ({module} is missing)")
 
 
-def run_ours(ticks: int, seed: int, out_dir: Path) -> dict[str, Any]:
+def run_ours(ticks: int, seed: int, out_dir: Path, conf_dir: Path = BENCH_CONF) -> dict[str, Any]:
     cmd = [
         sys.executable, "-m", "shared.cli", "backtest", "--synthetic",
         "--ticks", str(ticks), "--seed", str(seed), "--out", str(out_dir),
+        "--conf-dir", str(conf_dir),
     ]  # fmt: skip
     print(f"ours: edgebus {' '.join(cmd[3:])}", flush=True)
     report = out_dir / "report.json"
@@ -158,11 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / ".run" / "bench-peers")
     ap.add_argument("--peer-script", type=Path, default=PEER_SCRIPT)
     ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--conf-dir", type=Path, default=BENCH_CONF, help="our backtest's configs")
     args = ap.parse_args(argv)
     try:
         require_our_backtest()
         peer = run_peer(args.peer_script, args.ticks)
-        ours = run_ours(args.ticks, args.seed, args.out)
+        ours = run_ours(args.ticks, args.seed, args.out, args.conf_dir)
         keys = comparison(peer, ours)
     except (PeerBenchError, subprocess.TimeoutExpired) as exc:
         print(f"bench-peers: {exc}", file=sys.stderr)

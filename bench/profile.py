@@ -18,7 +18,6 @@ import redis
 
 from bench import scenarios
 from bench.stack import BenchStack
-from shared.config import COMPONENTS, load_file
 
 STREAMS = (
     "md.ticks",
@@ -47,9 +46,7 @@ def lengths(stack: BenchStack) -> dict[str, int]:
 def hop_ms(stack: BenchStack, stream: str, start_ms: int, end_ms: int) -> tuple[float, float]:
     """p50, p99 of (entry id ms - trace_ts_ns) over a window of ``stream``."""
     lat = []
-    for entry_id, fields in stack.r.xrange(
-        stream, min=str(start_ms), max=str(end_ms), count=50_000
-    ):
+    for entry_id, fields in scenarios.xrange_window(stack, stream, start_ms, end_ms, 50_000):
         trace = int(fields.get("trace_ts_ns") or fields.get("ts_ns") or 0)
         if trace:
             lat.append(int(entry_id.split("-")[0]) - trace / 1e6)
@@ -66,15 +63,13 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=5.0)
     ap.add_argument("--spy", default="", help="a service to py-spy record (svg in /tmp)")
     args = ap.parse_args()
-    configs = {c: load_file(c) for c in COMPONENTS}
     stack = BenchStack()
     try:
-        scenarios.store_configs(
-            stack.redis.url, scenarios.bench_configs(configs, ticks_per_s=args.rate)
-        )
+        scenarios.store_configs(stack.redis.url, scenarios.stack_configs(ticks_per_s=args.rate))
         stack.start()
         time.sleep(args.warmup)
         procs = {n: psutil.Process(p.pid) for n, p in stack.procs.items()}
+        assert stack.redis.proc is not None
         procs["redis"] = psutil.Process(stack.redis.proc.pid)
         cpu0 = {n: sum(p.cpu_times()[:2]) for n, p in procs.items()}
         len0, t0 = lengths(stack), time.monotonic()

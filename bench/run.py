@@ -1,7 +1,12 @@
-"""`make bench`: the performance suite. Starts its own Redis, prints a table and writes
-bench/results.json with the keys of CONTRACT.md.
+"""`make bench`: the performance suite. Starts its own Redis, prints a table and merges
+the keys of CONTRACT.md into bench/results.json (the keys of `make bench-peers` stay).
 
-    python -m bench.run [--e2e-seconds 30] [--quick]
+    python -m bench.run [--e2e-seconds 30] [--latency-seconds 20] [--reloads 120]
+                        [--inprocess-ticks 40000]
+
+The workload is the bench's (bench/conf/ over conf/, docs/performance.md): the in-process
+backtest, the stack at full speed and at 1,000 ticks/s, and `make bench-peers` all trade it.
+`inprocess_shipped_*` is the same backtest on the shipped conf/.
 """
 
 from __future__ import annotations
@@ -20,12 +25,15 @@ from typing import Any
 import psutil
 
 from bench import scenarios
-from bench.micro import InProcessPipeline
+from bench.micro import inprocess
+from bench.peers import merge_results
 from bench.stack import BenchStack
 from shared.cli import tune_gc
 from shared.config import COMPONENTS, load_file
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
+# Keys earlier versions of this script wrote that no longer mean anything: dropped on merge.
+OBSOLETE = ("inprocess_fills_per_tick",)
 
 GOALS = {  # issue 9's goals on a 2-core machine
     "e2e_ticks_per_s": (">=", 20_000),
@@ -91,6 +99,7 @@ def main() -> int:
     ap.add_argument("--e2e-seconds", type=float, default=30.0)
     ap.add_argument("--latency-seconds", type=float, default=20.0)
     ap.add_argument("--reloads", type=int, default=120)
+    ap.add_argument("--inprocess-ticks", type=int, default=40_000)
     args = ap.parse_args()
     results: dict[str, Any] = {}
     started = time.monotonic()
@@ -98,11 +107,15 @@ def main() -> int:
     configs = {c: load_file(c) for c in COMPONENTS}
     print("micro-benchmarks ...", flush=True)
     results.update(scenarios.micro(configs))
-    pipe = InProcessPipeline(scenarios.bench_configs(configs, ticks_per_s=0))
     tune_gc()  # as in every service process (shared.cli)
-    pipe.run(2_000)
-    results["inprocess_ticks_per_s"] = round(pipe.run(40_000), 1)
-    results["inprocess_fills_per_tick"] = round(pipe.fills / 42_000, 3)
+    print(f"backtest in process, {args.inprocess_ticks:,} ticks, bench conf ...", flush=True)
+    results.update(inprocess(scenarios.bench_configs(), args.inprocess_ticks))
+    print(f"backtest in process, {args.inprocess_ticks:,} ticks, shipped conf ...", flush=True)
+    results.update(
+        inprocess(
+            scenarios.bench_configs(shipped=True), args.inprocess_ticks, prefix="inprocess_shipped"
+        )
+    )
 
     stack = BenchStack()
     sampler = RssSampler(stack)
@@ -112,7 +125,7 @@ def main() -> int:
         stack.r.delete("bench:xadd")
 
         print(f"end to end, as fast as accepted, {args.e2e_seconds:g} s ...", flush=True)
-        scenarios.store_configs(stack.redis.url, scenarios.bench_configs(configs, ticks_per_s=0))
+        scenarios.store_configs(stack.redis.url, scenarios.stack_configs(ticks_per_s=0))
         stack.start()
         sampler.start()
         results.update(scenarios.e2e_throughput(stack, args.e2e_seconds))
@@ -120,9 +133,7 @@ def main() -> int:
 
         print(f"tick-to-fill at 1,000 ticks/s, {args.latency_seconds:g} s ...", flush=True)
         stack.r.flushdb()
-        scenarios.store_configs(
-            stack.redis.url, scenarios.bench_configs(configs, ticks_per_s=1_000)
-        )
+        scenarios.store_configs(stack.redis.url, scenarios.stack_configs(ticks_per_s=1_000))
         stack.start()
         results.update(scenarios.tick_to_fill(stack, args.latency_seconds))
 
@@ -138,8 +149,13 @@ def main() -> int:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "redis_server": stack.redis.binary,
+        "load_average_1m_at_end": round(psutil.getloadavg()[0], 2),
     }
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    merged = merge_results(results, RESULTS)
+    if any(key in merged for key in OBSOLETE):
+        for key in OBSOLETE:
+            merged.pop(key, None)
+        RESULTS.write_text(json.dumps(merged, indent=2) + "\n")
     print_table(results)
     return 0
 

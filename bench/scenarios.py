@@ -4,61 +4,39 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any
+from typing import cast
 
 import orjson
 import redis
 
-from bench.micro import per_call_us
+from bench.micro import BENCH_CONF, per_call_us
 from bench.stack import BenchStack
-from services.risk_harmoniser.config import deep_merge
-from shared.config import ComponentConfig, store_version, validate
+from services.backtest import runner
+from services.model_router.config import RouterRules
+from shared.config import COMPONENTS, ComponentConfig, load_file, store_version
 from shared.messages import PARAM_UPDATED
 
 # ---- configs -----------------------------------------------------------------------------
 
 
-def bench_configs(configs: dict[str, ComponentConfig], *, ticks_per_s: float) -> dict[str, Any]:
-    """The shipped configs with the bench's overrides: the source at the given rate, and
-    risk trading on (nearly) every signal so that every tick can turn into a fill."""
-    out = dict(configs)
-    feature_bus = configs["feature_bus"]
+def stack_configs(*, ticks_per_s: float) -> dict[str, ComponentConfig]:
+    """Every component's config for the bench's stack: the bench's workload (bench/conf/,
+    docs/performance.md: the same as the in-process figure and `make bench-peers`), the
+    rest from conf/, and the synthetic source at the given wall-clock rate (0 = as fast
+    as the stack accepts)."""
+    out: dict[str, ComponentConfig] = {c: load_file(c) for c in COMPONENTS}
+    out.update(bench_configs())
+    feature_bus = out["feature_bus"]
     out["feature_bus"] = feature_bus.model_copy(
         update={"ticks_per_s": ticks_per_s, "max_downstream_lag": 2_000}
-    )
-    execution = configs["execution"]
-    out["execution"] = type(execution).model_validate(
-        deep_merge(execution.model_dump(mode="json"), EXECUTION_OVERRIDES)
-    )
-    risk = configs["risk_harmoniser"]
-    out["risk_harmoniser"] = validate(
-        "risk_harmoniser", deep_merge(risk.model_dump(mode="json"), RISK_OVERRIDES)
     )
     return out
 
 
-# Market orders only, no simulated exchange latency: the bench measures the pipeline,
-# not the schedule of a TWAP or the configured network delay.
-EXECUTION_OVERRIDES: dict[str, Any] = {"strategies": {"enabled": False}, "latency_ms": 0.0}
-
-# No cost gate, band, cooldown or rate limit: (nearly) every signal becomes an order.
-RISK_OVERRIDES: dict[str, Any] = {
-    "costs": {
-        "round_trip": False,
-        "safety_margin_bps": 0.0,
-        "impact_coeff_bps": 0.0,
-        "latency_ms": 0.0,
-        "venues": {"paper": {"taker_fee_bps": 0.0}},
-    },
-    "sizing": {"min_order_usd": 0.0, "rebalance_band_pct": 0.0},
-    "pretrade": {"max_orders_per_s": 1e9, "symbol_cooldown_ms": 0.0},
-    # The bench measures the pipeline, not the breakers: sizing still keeps VaR within its
-    # limit, but a drifting VaR estimate or drawdown must not halt the run.
-    "breakers": {"halt_var_pct": 100.0, "daily_drawdown_pct": 100.0},
-    # A one-minute VaR horizon: the synthetic market's panic regimes (jumps of 2-4 %)
-    # would otherwise push a one-day VaR past any limit and halt the run.
-    "var": {"horizon_s": 60.0},
-}
+def bench_configs(*, shipped: bool = False) -> dict[str, ComponentConfig]:
+    """The four trading components as the backtest reads them: bench/conf/ over conf/, or
+    with ``shipped`` conf/ alone."""
+    return runner.load_configs(None if shipped else BENCH_CONF)
 
 
 def store_configs(url: str, configs: dict[str, ComponentConfig]) -> None:
@@ -88,7 +66,9 @@ def micro(configs: dict[str, ComponentConfig]) -> dict[str, float]:
     # (edge_bps, confidence, age_s) of 4 models; half-life 5 s, noise 7 bps, prior 10 bps
     signals = tuple((3.0 + i, 0.5 + i / 10, i * 0.001) for i in range(4))
     size_args = bench_inputs()
-    router = ModelRouter(configs["model_router"])
+    rules = configs["model_router"]
+    assert isinstance(rules, RouterRules)
+    router = ModelRouter(rules)
     return {
         "blend_us": round(per_call_us(lambda: blend(signals, 5.0, 7.0, 10.0)), 3),
         "size_us": round(per_call_us(lambda: size(*size_args)), 3),
@@ -111,76 +91,116 @@ def python_xadd_rate(port: int, n: int = 200_000) -> float:
 # ---- the stack ---------------------------------------------------------------------------
 
 
-def _counts(stack: BenchStack) -> tuple[int, int]:
-    return int(stack.health("feature_bus").get("ticks_published", 0)), int(
-        stack.health("execution").get("fills", 0)
-    )
+def _added(stack: BenchStack, stream: str) -> int:
+    """Entries ever appended to ``stream`` (0 before its first)."""
+    try:
+        return int(stack.r.xinfo_stream(stream)["entries-added"])
+    except redis.ResponseError:  # not created yet
+        return 0
+
+
+def _counts(stack: BenchStack) -> tuple[int, int, int]:
+    """Ticks the source published, entries on ``orders`` and on ``fills``."""
+    ticks = int(stack.health("feature_bus").get("ticks_published", 0))
+    return ticks, _added(stack, "orders"), _added(stack, "fills")
 
 
 def e2e_throughput(stack: BenchStack, seconds: float, warmup_s: float = 5.0) -> dict[str, float]:
-    """Sustained end-to-end rate over ``seconds`` after a warm-up.
+    """Sustained end-to-end rate over ``seconds`` after a warm-up, with the orders and
+    fills written over the same window.
 
     The synthetic source runs as fast as the pipeline accepts: it waits while any
     consumer group on md.ticks, features, signals or orders lags more than
     ``max_downstream_lag`` entries. So a tick counted here has gone through every stage
-    to execution (within that bounded lag, which is checked at the end); fills out are
-    whatever the risk engine decides, reported beside it.
+    to execution (within that bounded lag, which is checked at the end). The market runs
+    on its own event clock (a full-speed run is the same market fast-forwarded), so the
+    orders per 1,000 ticks are the backtest's, not fewer for being fast.
     """
     time.sleep(warmup_s)
-    ticks0, fills0 = _counts(stack)
+    ticks0, orders0, fills0 = _counts(stack)
     t0 = time.monotonic()
     time.sleep(seconds)
-    ticks1, fills1 = _counts(stack)
+    ticks1, orders1, fills1 = _counts(stack)
     dt = time.monotonic() - t0
     worst_lag = 0
     for stream in ("md.ticks", "features", "signals", "orders"):
         for g in stack.r.xinfo_groups(stream):
             if g.get("lag") is not None:
                 worst_lag = max(worst_lag, int(g["lag"]))
+    ticks = ticks1 - ticks0
     return {
-        "e2e_ticks_per_s": round((ticks1 - ticks0) / dt, 1),
+        "e2e_ticks_per_s": round(ticks / dt, 1),
+        "e2e_orders_per_1k_ticks": round(1_000 * (orders1 - orders0) / max(ticks, 1), 2),
         "e2e_fills_per_s": round((fills1 - fills0) / dt, 1),
         "e2e_max_group_lag_entries": worst_lag,
     }
+
+
+def xrange_window(
+    stack: BenchStack, stream: str, start_ms: int, end_ms: int, count: int | None = None
+) -> list[tuple[str, dict[str, str]]]:
+    """The entries of ``stream`` appended within [start_ms, end_ms] (the stack's client
+    decodes responses, so ids and fields are text)."""
+    got = stack.r.xrange(stream, min=str(start_ms), max=str(end_ms), count=count)
+    return cast(list[tuple[str, dict[str, str]]], got or [])
 
 
 def _entry_ms(entry_id: str) -> int:
     return int(entry_id.split("-", 1)[0])
 
 
-def tick_to_fill(stack: BenchStack, seconds: float, warmup_s: float = 3.0) -> dict[str, float]:
-    """Latency from the originating tick (trace_ts_ns) to the append of its order's first
-    fill in Redis (its entry id, ms resolution), over a ``seconds`` window.
+def _quantiles(lat_ms: list[float]) -> tuple[float, float]:
+    q = statistics.quantiles(sorted(lat_ms), n=100)
+    return round(q[49], 2), round(q[98], 2)
 
+
+def _trace_latency_ms(
+    stack: BenchStack, stream: str, start_ms: int, end_ms: int
+) -> tuple[list[float], list[float]]:
+    """(first per order, every entry): entry id time minus ``trace_ts_ns`` (wall clock,
+    stamped at ingest) for the entries of ``stream`` appended within the window."""
+    first: dict[str, float] = {}
+    every: list[float] = []
+    for entry_id, fields in xrange_window(stack, stream, start_ms, end_ms):
+        trace = int(fields.get("trace_ts_ns", 0))
+        if trace:
+            lat = _entry_ms(entry_id) - trace / 1e6
+            every.append(lat)
+            first.setdefault(fields.get("order_id", entry_id), lat)
+    return list(first.values()), every
+
+
+def tick_to_fill(stack: BenchStack, seconds: float, warmup_s: float = 3.0) -> dict[str, float]:
+    """Latency from the originating tick (trace_ts_ns, stamped at ingest) to the append of
+    its order (``tick_to_order_*``) and of its order's first fill (``tick_to_fill_*``) in
+    Redis (their entry ids, ms resolution), over a ``seconds`` window.
+
+    A fill uses only a quote after the order's event time (plus the simulated latency):
+    the symbol's next quote, which at 1,000 ticks/s over 4 symbols comes about 4 ms of
+    wall time later, so the fill's latency holds that wait and the order's does not.
     The first fill per order: an order larger than the displayed size fills the rest on
-    later ticks of its symbol (the fill model's participation cap), and those fills
+    later quotes of its symbol (the fill model's participation cap), and those fills
     carry the same trace, so they measure the market's liquidity, not the pipeline.
     They are reported apart (``tick_to_fill_all_fills_p99_ms``)."""
     time.sleep(warmup_s)
     start_ms = int(time.time() * 1000)
     time.sleep(seconds)
     end_ms = int(time.time() * 1000)
-    first_ms: dict[str, float] = {}
-    every_ms: list[float] = []
-    for entry_id, fields in stack.r.xrange("fills", min=str(start_ms), max=str(end_ms)):
-        trace = int(fields.get("trace_ts_ns", 0))
-        if trace:
-            lat = _entry_ms(entry_id) - trace / 1e6
-            every_ms.append(lat)
-            first_ms.setdefault(fields.get("order_id", entry_id), lat)
-    lat_ms = sorted(first_ms.values())
-    if len(lat_ms) < 2:
-        return {"tick_to_fill_p50_ms": float("nan"), "tick_to_fill_p99_ms": float("nan")}
-    q = statistics.quantiles(lat_ms, n=100)
-    q_all = statistics.quantiles(sorted(every_ms), n=100)
-    ticks = stack.health("feature_bus").get("ticks_published", 0)
-    return {
-        "tick_to_fill_p50_ms": round(q[49], 2),
-        "tick_to_fill_p99_ms": round(q[98], 2),
-        "tick_to_fill_samples": len(lat_ms),
-        "tick_to_fill_all_fills_p99_ms": round(q_all[98], 2),
-        "latency_run_ticks": ticks,
+    orders_ms, _ = _trace_latency_ms(stack, "orders", start_ms, end_ms)
+    first_ms, every_ms = _trace_latency_ms(stack, "fills", start_ms, end_ms)
+    out: dict[str, float] = {
+        "tick_to_order_samples": len(orders_ms),
+        "tick_to_fill_samples": len(first_ms),
     }
+    if len(orders_ms) >= 2:
+        out["tick_to_order_p50_ms"], out["tick_to_order_p99_ms"] = _quantiles(orders_ms)
+    if len(first_ms) < 2:
+        out["tick_to_fill_p50_ms"] = out["tick_to_fill_p99_ms"] = float("nan")
+        return out
+    out["tick_to_fill_p50_ms"], out["tick_to_fill_p99_ms"] = _quantiles(first_ms)
+    out["tick_to_fill_all_fills_p99_ms"] = _quantiles(every_ms)[1]
+    out["latency_run_ticks"] = int(stack.health("feature_bus").get("ticks_published", 0))
+    return out
 
 
 def hot_reload(stack: BenchStack, n: int) -> dict[str, float]:
