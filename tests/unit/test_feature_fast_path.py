@@ -163,15 +163,16 @@ def test_synthetic_outputs_are_unchanged() -> None:
     """A digest of the wire bytes of 4,000 ticks and features of the synthetic market
     (default config, fixed start time and trace stamps), recorded from the code before
     the fast paths, again once the walk gained its pull to the start price
-    (``PULL_PER_TICK``), and again when the market got its event clock and the windows
-    became durations."""
+    (``PULL_PER_TICK``), again when the market got its event clock and the windows
+    became durations, and again when the shipped clock became one quote per symbol per
+    minute (conf/feature_bus.yml)."""
     bus = FeatureBus(load_file("feature_bus").model_copy(update={"start_ts_ns": T0}))
     h = hashlib.sha256()
     for k in range(8):
         quotes = list(bus.market.quotes(500, 1_763_700_000_000_000_000 + k * 10**9))
         for msg in bus.features_of(quotes):
             h.update(wire(msg))
-    assert h.hexdigest() == "fc18697189306d8e1927dbe1bb3be2c1b6b2e1f8fc1f2a9c7325936095ecc893"
+    assert h.hexdigest() == "eef86e8ff0c4bfc4d47c7f7ba80d8b00eedb8564bf05406c24d6656765245952"
 
 
 @MANY

@@ -123,19 +123,10 @@ def test_features_hash_is_stable_and_value_sensitive() -> None:
 
 
 def test_synthetic_market_visits_all_four_regimes_deterministically() -> None:
-    """The shipped market with its clock at one quote per symbol per minute (the scale
-    its per-tick moves were made for: 1.5-6 bps per minute is 0.6-2.3 % daily) and
-    the windows scaled with it (x 750 of the shipped 80 ms per symbol tick)."""
-    cfg = load_file("feature_bus")
-    f = cfg.features  # type: ignore[attr-defined]
-    windows = ("ema_short_s", "ema_long_s", "vol_halflife_s", "adx_bar_s", "volume_window_s")
-    cfg = cfg.model_copy(
-        update={
-            "nominal_ticks_per_s": 4 / 60,
-            "start_ts_ns": 1_700_000_000_000_000_000,
-            "features": f.model_copy(update={k: getattr(f, k) * 750 for k in windows}),
-        }
-    )
+    """The shipped market, whose clock is one quote per symbol per minute (the scale its
+    per-tick moves were made for: 1.5-6 bps per minute is 0.6-2.3 % daily), with the
+    shipped windows."""
+    cfg = load_file("feature_bus").model_copy(update={"start_ts_ns": 1_700_000_000_000_000_000})
     counts: list[Counter[str]] = []
     for _ in range(2):
         market = SyntheticMarket(cfg)  # type: ignore[arg-type]

@@ -23,9 +23,21 @@ S = 1_000_000_000
 
 
 def cfg(**update: object) -> FeatureBusConfig:
+    """The shipped config on a clock of 50 quotes a second (80 ms per symbol), with
+    windows of that scale: the mechanism under test, whatever conf/ ships."""
     c = load_file("feature_bus")
     assert isinstance(c, FeatureBusConfig)
-    return c.model_copy(update={"start_ts_ns": T0, **update})
+    fast = c.features.model_copy(
+        update={
+            "ema_short_s": 0.8,
+            "ema_long_s": 4.0,
+            "vol_halflife_s": 4.0,
+            "adx_bar_s": 0.16,
+            "volume_window_s": 160.0,
+        }
+    )
+    base = {"start_ts_ns": T0, "nominal_ticks_per_s": 50.0, "features": fast}
+    return c.model_copy(update={**base, **update})
 
 
 # ---- the synthetic market's clock -----------------------------------------------------
