@@ -1,15 +1,20 @@
 """The one lifecycle every service shares; a service is a handler plus a config schema.
 
 A ``Service`` reads as its life: ``main`` starts the HTTP app and the loops,
-``_consume_loop`` reads batches, ``_process`` handles one batch and commits outputs
-with acks, ``_reclaim_loop`` takes over stuck entries, ``_listen`` applies config
-updates and trading control between batches, ``_observe`` keeps lag and health
-current, and ``stop``/``_close`` shut down cleanly.
+``_consume_loop`` reads batches, ``_process`` handles one batch (``handle``, no I/O) and
+commits outputs with acks, ``_reclaim_loop`` takes over stuck entries, and
+``stop``/``_close`` shut down cleanly. Two mixins hold the rest: event time
+(shared/eventtime.py: the merge under watermarks, timers, heartbeats) and the control
+plane (shared/control_plane.py: config versions, trading control, ``/health``).
 
-Subclasses set ``name``, ``inputs`` and override the hooks: ``on_message`` (sync: a
-whole batch is handled with no await in between, so a config swap can never land in
-the middle of one), ``on_batch_end``, ``run_source``, ``on_config``, ``on_control``,
-``on_start``, ``health_details``, ``add_routes``.
+Subclasses set ``name``, ``inputs`` (and ``upstreams`` to merge them in event time) and
+override the hooks: ``on_message`` (sync: a whole batch is handled with no await in
+between, so a config swap can never land in the middle of one), ``on_timer``,
+``next_timer_ns``, ``lookahead_ns``, ``on_batch_end``, ``run_source``, ``on_config``,
+``on_control``, ``on_start``, ``health_details``, ``add_routes``.
+
+(About 500 lines: the life, the consume loop and the reclaimer are one idea, a batch's
+way from read to acknowledgement, and read best together.)
 """
 
 from __future__ import annotations
@@ -17,76 +22,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
-import orjson
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 
 from shared import metrics as m
+from shared.backoff import Backoff
 from shared.bus import TRANSIENT_ERRORS, Bus, Entry, Outbox, connect, dead_letter, redis_url
 from shared.config import (
-    KEY_PREFIX,
     ComponentConfig,
-    ConfigError,
-    StoredConfig,
-    fetch_version,
     load_file,
-    validate,
 )
 from shared.control import (
-    TRADING_KEY,
     ControlCommand,
     TradingState,
     load_state,
-    parse_command,
-    save_state,
-    state_after,
 )
-from shared.merge import TIMER, EventMerge
+from shared.control_plane import APPLIED_KEY, ControlPlane
+from shared.eventtime import EventTime
 from shared.messages import (
     DLQ,
     MAX_NS,
-    PARAM_APPLIED,
-    PARAM_REJECTED,
-    PARAM_UPDATED,
-    TRADING_CONTROL,
     Watermark,
-    watermark_stream,
 )
 
-APPLIED_KEY = f"{KEY_PREFIX}:config:applied"
+__all__ = ["APPLIED_KEY", "Backoff", "Service"]
 
 C = TypeVar("C", bound=ComponentConfig)
 
 
-def _id_ms(entry_id: str) -> int:
-    """The time part of a Redis stream id (``ms-seq``); -1 for another kind of id."""
-    head = entry_id.partition("-")[0]
-    return int(head) if head.isdigit() else -1
-
-
-class Backoff:
-    """Waits after transient errors: 50 ms, doubling up to 2 s; ``reset`` on success."""
-
-    __slots__ = ("first_s", "cap_s", "delay_s")
-
-    def __init__(self, first_s: float = 0.05, cap_s: float = 2.0) -> None:
-        self.first_s, self.cap_s, self.delay_s = first_s, cap_s, first_s
-
-    def next(self) -> float:
-        delay, self.delay_s = self.delay_s, min(self.delay_s * 2, self.cap_s)
-        return delay
-
-    def reset(self) -> None:
-        self.delay_s = self.first_s
-
-
-class Service(Generic[C]):
+class Service(EventTime, ControlPlane[C], Generic[C]):
     """Base class: the lifecycle. Subclasses supply the handler and the schema."""
 
     name: ClassVar[str] = "service"
@@ -98,34 +66,10 @@ class Service(Generic[C]):
     upstreams: ClassVar[dict[str, str]] = {}
     channels: ClassVar[tuple[str, ...]] = ()  # extra pub/sub channels -> on_channel
     persists_trading_state: ClassVar[bool] = False
-    # At most this many entries released per batch (live): a backlog released at once
-    # (an upstream's watermark after a pause) is worked off in bounded steps.
-    max_release: ClassVar[int] = 2_000
 
     def __init__(self, config: C | None = None) -> None:
         self.config: C = config if config is not None else cast(C, load_file(self.comp))
-        # The runtime's clock: the event time of what is being handled (an entry's
-        # ``ts_ns``, or a timer's time). Decisions read this, never the wall clock.
-        self.event_ns = 0
-        self.merge: EventMerge | None = (
-            EventMerge(self.inputs, self.upstreams) if self.upstreams else None
-        )
-        self._wm_inputs = {watermark_stream(p): p for p in sorted(set(self.upstreams.values()))}
-        self.wm_stream = watermark_stream(self.name)
-        self._wm_out = 0  # written (committed) output watermark
-        self._wm_source = 0  # what a source published through (``publish_now``)
-        self._wm_wall = 0.0  # monotonic time of the last watermark written
-        self._seen = dict.fromkeys(self._wm_inputs.values(), time.monotonic())
-        # producer -> (wm_ns, ms of its entry id) read, not yet known to be caught up with
-        self._wm_pending: dict[str, list[tuple[int, int]]] = {}
-        self._read_ms: dict[str, int] = {}  # input stream -> ms of the last entry id read
-        self.more = False  # the merge has releasable entries left over (max_release)
-        self._m_held = m.HELD_ENTRIES.labels(self.name)
-        self._m_out_wm = m.OUT_WATERMARK_NS.labels(self.name)
-        self._m_wm = {p: m.WATERMARK_NS.labels(self.name, p) for p in self._wm_inputs.values()}
-        self._streams_of = {
-            p: tuple(s for s, q in self.upstreams.items() if q == p) for p in self._wm_inputs.values()
-        }
+        self._init_event_time()
         self.config_version = 0
         self.config_hash = ""
         self.trading = TradingState()
@@ -180,18 +124,6 @@ class Service(Generic[C]):
     def on_config(self, config: C) -> None:
         """A new config, applied between batches; ``self.config`` is still the old one
         here and becomes ``config`` after, unless this sets it itself."""
-
-    def on_timer(self, ts_ns: int, out: Outbox) -> None:
-        """The timer at ``ts_ns`` (``next_timer_ns``) fired, in event-time order."""
-
-    def next_timer_ns(self) -> int | None:
-        """Event time of this service's next timer, None when none is set."""
-        return None
-
-    def lookahead_ns(self, stream: str) -> int | None:
-        """How long after an entry of ``stream`` its earliest output can be (None: it
-        never causes one). Part of the watermark this service promises."""
-        return 0
 
     def on_control(self, cmd: ControlCommand, out: Outbox) -> None:
         """A trading.control command, after ``self.trading`` was updated."""
@@ -468,128 +400,8 @@ class Service(Generic[C]):
                     out.dead.append(dead_letter(self.name, entry, entry.error or "undecodable"))
             acks.extend(entries)
         else:
-            wm_inputs = self._wm_inputs
-            for entry in entries:
-                msg = entry.message
-                producer = wm_inputs.get(entry.stream)
-                if producer is not None:
-                    acks.append(entry)
-                    if isinstance(msg, Watermark):
-                        self._wm_pending.setdefault(producer, []).append(
-                            (msg.wm_ns, _id_ms(entry.entry_id))
-                        )
-                        self._seen[producer] = time.monotonic()
-                    elif entry.error != "deleted":
-                        out.dead.append(dead_letter(self.name, entry, entry.error or "undecodable"))
-                elif msg is None:
-                    acks.append(entry)
-                    if entry.error != "deleted":
-                        out.dead.append(dead_letter(self.name, entry, entry.error or "undecodable"))
-                else:
-                    ts_ns: int = msg.ts_ns  # type: ignore[attr-defined]
-                    merge.push(entry.stream, ts_ns, entry, (entry.stream, entry.entry_id))
-                    self._read_ms[entry.stream] = _id_ms(entry.entry_id)
-            self._apply_watermarks(full)
-            self._step_over_dead()
-            late = merge.late
-            budget = self.max_release if full is not None else -1
-            self.more = False
-            for ts, item in merge.drain(self.next_timer_ns):
-                self.event_ns = ts
-                if item is TIMER:
-                    self.on_timer(ts, out)
-                else:
-                    self.on_message(item, out)
-                    acks.append(item)
-                budget -= 1
-                if budget == 0:  # the rest next time: bounded work per batch (checked
-                    self.more = True  # before the merge pops another, which would be lost)
-                    break
-            if merge.late != late:
-                m.LATE_ENTRIES.labels(self.name).inc(merge.late - late)
-            self._m_held.set(len(merge))
+            self._handle_merged(entries, out, acks, full)
         self.on_batch_end(out)
-
-    def _apply_watermarks(self, full: set[str] | None) -> None:
-        """A watermark read from ``wm.<producer>`` takes effect once every stream of that
-        producer has been read up to it: the stream's last read gave less than a full
-        batch (it was read to its end), or an entry of it read since is newer than the
-        watermark entry (Redis ids carry the server's time). ``full`` None: everything
-        was given (the in-memory harness)."""
-        merge = self.merge
-        assert merge is not None
-        for producer, notes in list(self._wm_pending.items()):
-            streams = self._streams_of[producer]
-            while notes:
-                wm_ns, at_ms = notes[0]
-                if full is not None and not all(
-                    s not in full or self._read_ms.get(s, -1) > at_ms for s in streams
-                ):
-                    break
-                merge.advance(producer, wm_ns)
-                notes.pop(0)
-            if not notes:
-                del self._wm_pending[producer]
-
-    def _step_over_dead(self) -> None:
-        """An upstream heard from within ``max_hold_ms`` holds entries back; one not
-        heard from for longer is taken for dead and no longer does (wall clock:
-        liveness only, never a decision)."""
-        merge = self.merge
-        assert merge is not None
-        hold_s = self.config.bus.max_hold_ms / 1000
-        now = time.monotonic()
-        for producer, seen in self._seen.items():
-            dead = now - seen > hold_s
-            if dead and producer not in merge.forced:
-                merge.forced.add(producer)
-                m.WATERMARK_FORCED.labels(self.name, producer).inc()
-                self.log.warning(
-                    "%s silent for %.1f s: no longer waiting for its watermark", producer, now - seen
-                )
-            elif not dead and producer in merge.forced:
-                merge.forced.discard(producer)
-                self.log.info("%s heard from again: waiting for its watermark", producer)
-
-    def output_wm(self) -> int:
-        """Event time through which this service's outputs are complete."""
-        wm = self._wm_source
-        if self.merge is not None:
-            wm = max(wm, self.merge.out_wm(self.lookahead_ns, self.next_timer_ns()))
-        return min(wm, MAX_NS)
-
-    def queue_watermark(self, out: Outbox) -> int:
-        """Queue this service's watermark into ``out`` when it moved; returns it (0: not)."""
-        if self.merge is None:
-            return 0
-        wm = self.output_wm()
-        if wm <= self._wm_out:
-            return 0
-        for p, w in self.merge.wm.items():
-            self._m_wm[p].set(w)
-        out.emit(Watermark(producer=self.name, wm_ns=wm, wall_ns=time.time_ns()), self.wm_stream)
-        return wm
-
-    def committed(self, wm_ns: int = 0) -> None:
-        """The batch was written: its watermark (0: none) is now this service's, and
-        ``on_committed`` records what it produced."""
-        if wm_ns:
-            self._wm_out, self._wm_wall = wm_ns, time.monotonic()
-            self._m_out_wm.set(wm_ns)
-        self.on_committed()
-
-    async def _heartbeat(self) -> None:
-        """While idle, repeat the watermark: downstream services know this one is alive
-        (and a source's last watermark is not lost with a reader's restart)."""
-        while not self.stopping:
-            every_s = self.config.bus.heartbeat_ms / 1000
-            await self._sleep(every_s)
-            if self.stopping or time.monotonic() - self._wm_wall < every_s:
-                continue
-            note = Watermark(producer=self.name, wm_ns=self._wm_out, wall_ns=time.time_ns())
-            with contextlib.suppress(*TRANSIENT_ERRORS):
-                await self.bus.publish([(self.wm_stream, note)])
-                self._wm_wall = time.monotonic()
 
     async def _commit(
         self, out: Outbox, entries: list[Entry], *, prefetch: bool | None = None
@@ -679,9 +491,7 @@ class Service(Generic[C]):
                         if self.merge is not None:  # held entries wait for a watermark
                             held = self.merge.holds
                             retry = [e for e in retry if not held((e.stream, e.entry_id))]
-                            poison = [
-                                (e, n) for e, n in poison if not held((e.stream, e.entry_id))
-                            ]
+                            poison = [(e, n) for e, n in poison if not held((e.stream, e.entry_id))]
                 except TRANSIENT_ERRORS as exc:
                     self._redis_up(False, exc)
                     break
@@ -709,219 +519,3 @@ class Service(Generic[C]):
                         with contextlib.suppress(*TRANSIENT_ERRORS):
                             await self._process([entry])
             await self._sleep(self.bus.settings.claim_interval_s)
-
-    # ---- config and control ----------------------------------------------------------
-
-    async def _listen(self) -> None:
-        channels = (PARAM_UPDATED, TRADING_CONTROL, *self.channels)
-        backoff = Backoff()
-        while not self.stopping:
-            pubsub: PubSub = self.r.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(*channels)
-                self._subscribed.set()
-                # Messages may have been missed while unsubscribed: resync from Redis.
-                await self._sync_config()
-                await self._sync_trading()
-                backoff.reset()
-                synced = time.monotonic()
-                while not self.stopping:
-                    msg = await pubsub.get_message(timeout=0.5)
-                    if msg is not None:
-                        await self._on_pubsub(msg["channel"], msg["data"])
-                    if time.monotonic() - synced > 1.0:
-                        # Pub/sub is at-most-once: a dropped note must not leave this
-                        # service on an old version, so converge on the current one anyway.
-                        await self._sync_config()
-                        synced = time.monotonic()
-            except TRANSIENT_ERRORS as exc:
-                self._redis_up(False, exc)
-                await self._sleep(backoff.next())
-            except Exception:
-                self.log.exception("pub/sub listener error")
-                await self._sleep(1.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
-
-    async def _on_pubsub(self, channel: str, data: str) -> None:
-        if channel == PARAM_UPDATED:
-            try:
-                note = orjson.loads(data)
-                if not isinstance(note, dict):
-                    raise TypeError("not a JSON object")
-                if note.get("component") == self.comp:
-                    announced = StoredConfig.from_note(note)  # malformed: ignored
-                    if announced is None:
-                        # A note without the content (sent by hand): take the current
-                        # version from the store.
-                        await self._sync_config()
-                    elif announced.version > self.config_version:
-                        # The store script's own note: it is the stored version, so no
-                        # round trip to fetch it. Notes arrive in version order; one
-                        # that was never stored is undone by the next resync.
-                        await self._apply_config(announced)
-            except (ValueError, KeyError, TypeError) as exc:
-                self.log.warning("ignored malformed param.updated %r: %s", data[:200], exc)
-        elif channel == TRADING_CONTROL:
-            try:
-                cmd = parse_command(data)
-            except ValueError as exc:
-                self.log.warning("ignored trading.control %r: %s", data[:200], exc)
-                return
-            await self._apply_control(cmd)
-        else:
-            await self.on_channel(channel, data)
-
-    async def _sync_config(self, version: int | None = None) -> None:
-        """Apply the stored version (the current one when None) unless it is ours.
-
-        Also when it is older than ours: every apply runs in this one task, so ours can
-        only be ahead of the store if the note it came from was never stored (forged) or
-        Redis lost writes; the store is the truth either way."""
-        stored = await fetch_version(self.r, self.comp, version)
-        if stored is None or (stored.version, stored.hash) == (
-            self.config_version,
-            self.config_hash,
-        ):
-            return
-        await self._apply_config(stored)
-
-    async def _apply_config(self, stored: StoredConfig) -> None:
-        """Validate a stored version, swap it in between two batches, announce it."""
-        if stored.version == self._refused_version:
-            return  # refused once already: say so once, not at every resync
-        try:
-            cfg = validate(self.comp, stored.config)
-        except ConfigError as exc:
-            self._refused_version = stored.version
-            self.log.error("version %d refused: %s", stored.version, exc)
-            await self.r.publish(
-                PARAM_REJECTED,
-                orjson.dumps(
-                    {
-                        "component": self.comp,
-                        "version": stored.version,
-                        "service": self.name,
-                        "reason": str(exc),
-                    }
-                ),
-            )
-            return
-        async with self._lock:  # between batches
-            before = self.config
-            self.on_config(cast(C, cfg))
-            if self.config is before:  # unless on_config set its own (adjusted) copy
-                self.config = cast(C, cfg)
-            if self.bus is not None:
-                self.bus.settings = cfg.bus
-            self.config_version, self.config_hash = stored.version, stored.hash
-        m.CONFIG_VERSION.labels(self.name, self.comp).set(stored.version)
-        m.CONFIG_RELOADS.labels(self.name, self.comp).inc()
-        note = {
-            "service": self.name,
-            "component": self.comp,
-            "version": stored.version,
-            "hash": stored.hash,
-            "applied_ts_ns": time.time_ns(),
-        }
-        async with self.r.pipeline(transaction=False) as pipe:
-            pipe.hset(APPLIED_KEY, self.name, orjson.dumps(note))
-            pipe.publish(PARAM_APPLIED, orjson.dumps(note))
-            await pipe.execute()
-        self.log.info(
-            "config %s version %d applied (hash %s)", self.comp, stored.version, stored.hash
-        )
-
-    async def _sync_trading(self) -> None:
-        st = await load_state(self.r)
-        if st != self.trading and st.ts_ns >= self.trading.ts_ns:
-            self.trading = st
-            m.TRADING_HALTED.labels(self.name).set(1 if st.halted else 0)
-
-    def apply_control(self, cmd: ControlCommand, out: Outbox, *, announce: bool = False) -> None:
-        """Apply a trading-control command within the batch being handled (a breaker in
-        a handler, or ``trading.control``): the state changes at once and
-        ``on_control`` runs. ``announce``: also save the state and tell every service,
-        in the batch's own transaction (the published copy comes back and changes
-        nothing)."""
-        st = state_after(cmd)
-        self.trading = st
-        m.TRADING_HALTED.labels(self.name).set(1 if st.halted else 0)
-        self.on_control(cmd, out)
-        if announce:
-            mapping = st.as_dict()
-            note = orjson.dumps(cmd.model_dump())
-            out.call(lambda pipe: pipe.hset(TRADING_KEY, mapping=mapping))  # type: ignore[arg-type]
-            out.call(lambda pipe: pipe.publish(TRADING_CONTROL, note))
-            self.log.warning("%s: %s (%s)", cmd.source or "control", cmd.action, cmd.reason)
-
-    async def _apply_control(self, cmd: ControlCommand) -> None:
-        out = Outbox()
-        async with self._lock:
-            self.apply_control(cmd, out)
-        if self.persists_trading_state:
-            await save_state(self.r, self.trading)
-        if len(out):
-            async with self._lock:
-                await self._commit(out, [])
-                self.committed()
-            self._count([], out)
-        self.log.warning(
-            "trading.control %s (%s): state %s", cmd.action, cmd.reason, self.trading.state
-        )
-
-    # ---- observing -------------------------------------------------------------------
-
-    async def _observe(self) -> None:
-        """Every second: consumer lag and pending per input, Redis reachability, and a
-        resync of the trading state (a control message can be missed in a reconnect)."""
-        while not self.stopping:
-            try:
-                self.lag = await self.bus.lag()
-                for stream, (lag, pending) in self.lag.items():
-                    m.CONSUMER_LAG.labels(self.name, stream).set(max(lag, 0))
-                    m.CONSUMER_PENDING.labels(self.name, stream).set(pending)
-                await self._sync_trading()
-                if not self.redis_ok:
-                    self._redis_up(True)
-            except TRANSIENT_ERRORS as exc:
-                self._redis_up(False, exc)
-            except Exception:
-                self.log.exception("observe failed")
-            await self._sleep(1.0)
-
-    def health(self) -> tuple[bool, dict[str, Any]]:
-        """(healthy, details): healthy when the loop beat recently and Redis answers."""
-        loop_age_s = time.monotonic() - self._last_beat
-        alive = loop_age_s < max(5.0, self.bus.settings.block_ms / 1000 * 5) if self.bus else False
-        ok = alive and self.redis_ok
-        body: dict[str, Any] = {
-            "service": self.name,
-            "status": "ok" if ok else ("redis_down" if alive else "stalled"),
-            "pid": os.getpid(),
-            "uptime_s": round((time.time_ns() - self.started_ns) / 1e9, 1),
-            "loop_age_s": round(loop_age_s, 3),
-            "redis": "up" if self.redis_ok else "down",
-            "consumer": self.bus.consumer if self.bus else None,
-            "processed": self.processed,
-            "dlq": self.dead_lettered,
-            "handler_errors": self.handler_errors,
-            "lag": {s: {"lag": lag, "pending": p} for s, (lag, p) in self.lag.items()},
-            "config": {
-                "component": self.comp,
-                "version": self.config_version,
-                "hash": self.config_hash,
-            },
-            "trading_state": self.trading.state,
-        }
-        if self.merge is not None:
-            body["event_time"] = {
-                "out_watermark_ns": self._wm_out,
-                "upstreams_ns": dict(self.merge.wm),
-                "held": len(self.merge),
-                "late": self.merge.late,
-                "stepped_over": sorted(self.merge.forced),
-            }
-        body.update(self.health_details())
-        return ok, body
