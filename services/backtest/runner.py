@@ -50,6 +50,7 @@ from shared.messages import (
     RawQuote,
     RiskDecision,
 )
+from shared.service import Service
 from shared.testing import Harness
 
 COMPONENTS = ("feature_bus", "model_router", "risk_harmoniser", "execution")
@@ -118,7 +119,12 @@ class Backtest:
         assert isinstance(mr, RouterRules)
         assert isinstance(rk, RiskParams)
         assert isinstance(ex, ExecutionConfig)
-        self.services = [self.feature_bus, ModelRouter(mr), RiskHarmoniser(rk), Execution(ex)]
+        self.services: list[Service[Any]] = [
+            self.feature_bus,
+            ModelRouter(mr),
+            RiskHarmoniser(rk),
+            Execution(ex),
+        ]
         self.harness = Harness(self.services, record=RECORDED)
 
     def run(

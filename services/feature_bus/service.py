@@ -20,7 +20,7 @@ from services.feature_bus.synthetic import SyntheticMarket
 from services.feature_bus.websocket import SOURCE as WS_SOURCE
 from services.feature_bus.websocket import BookTickerFeed
 from shared.bus import Entry, Outbox, dead_letter
-from shared.config import KEY_PREFIX, ComponentConfig
+from shared.config import KEY_PREFIX
 from shared.messages import (
     DLQ,
     FEATURES,
@@ -42,16 +42,14 @@ SESSION_KEY = KEY_PREFIX + ":feature_bus:session:{}"
 SESSION_TTL_S = 86_400
 
 
-class FeatureBus(Service):
+class FeatureBus(Service[FeatureBusConfig]):
     name: ClassVar[str] = "feature_bus"
     inputs: ClassVar[tuple[str, ...]] = (MD_RAW,)
     # md.raw in event-time order under the replay's watermarks (``wm.replay``).
     upstreams: ClassVar[dict[str, str]] = {MD_RAW: "replay"}
     has_source: ClassVar[bool] = True
 
-    config: FeatureBusConfig
-
-    def __init__(self, config: ComponentConfig | None = None) -> None:
+    def __init__(self, config: FeatureBusConfig | None = None) -> None:
         super().__init__(config)
         self.config = with_source_override(self.config)  # $EDGEBUS_SOURCE, if set
         self.market = SyntheticMarket(self.config)
@@ -62,8 +60,7 @@ class FeatureBus(Service):
         self._lag_checked = 0.0
         self._lag_full = False
 
-    def on_config(self, config: ComponentConfig) -> None:
-        assert isinstance(config, FeatureBusConfig)
+    def on_config(self, config: FeatureBusConfig) -> None:
         config = with_source_override(config)
         old = self.config
         if (config.symbols, config.seed, config.regime_ticks) != (
@@ -74,7 +71,7 @@ class FeatureBus(Service):
             self.market = SyntheticMarket(config)
         if config.features != old.features or config.quality != old.quality:
             self.pipeline = QuotePipeline(config.features, config.quality)
-        self.config = config
+        self.config = config  # with the override: the runtime keeps what on_config set
 
     # ---- the one path: quote -> quality gate -> tick + features ------------------------
 
@@ -123,6 +120,8 @@ class FeatureBus(Service):
         out.append(outcome.tick)
         out.append(outcome.features)
         if q.recv_ts_ns:
+            # Exchange -> here, for a live feed (recv_ts_ns set): wall clock minus the
+            # exchange's stamp; latency only, never a decision.
             fm.LATENCY.observe(q.source, max(0.0, (time.time_ns() - q.ts_ns) / 1e9))
         return outcome.tick.quality
 
