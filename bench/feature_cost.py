@@ -20,6 +20,7 @@ from typing import Any
 
 import hiredis
 
+from services.feature_bus.config import FeatureBusConfig
 from services.feature_bus.service import FeatureBus
 from shared.config import load_file
 from shared.messages import Features, Fill, Message, Order, Signal, Tick
@@ -30,7 +31,9 @@ STAGES = ("generate", "handle", "encode", "pack")
 
 def per_tick_us(stage: str, batches: int) -> float:
     """CPU us per tick of the stages up to ``stage``, as fast as it goes (ticks_per_s 0)."""
-    bus = FeatureBus(load_file("feature_bus").model_copy(update={"ticks_per_s": 0.0}))
+    cfg = load_file("feature_bus")
+    assert isinstance(cfg, FeatureBusConfig)
+    bus = FeatureBus(cfg.model_copy(update={"ticks_per_s": 0.0}))
     for _ in range(5):  # warm up: feature state, metric children
         bus.features_of(list(bus.market.quotes(BATCH, trace_ts_ns=time.time_ns())))
     upto = STAGES.index(stage)
