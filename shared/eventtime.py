@@ -54,6 +54,11 @@ class EventTime:
         self.merge: EventMerge | None = (
             EventMerge(self.inputs, self.upstreams) if self.upstreams else None
         )
+        if (
+            self.merge is not None
+            and type(self).upstream_floor_ns is not EventTime.upstream_floor_ns
+        ):
+            self.merge.floor = self.upstream_floor_ns
         self._wm_inputs = {watermark_stream(p): p for p in sorted(set(self.upstreams.values()))}
         self.wm_stream = watermark_stream(self.name)
         self._wm_out = 0  # written (committed) output watermark
@@ -80,6 +85,12 @@ class EventTime:
     def next_timer_ns(self) -> int | None:
         """Event time of this service's next timer, None when none is set."""
         return None
+
+    def upstream_floor_ns(self, producer: str) -> int:
+        """A time before which ``producer`` can write nothing more, by what this service
+        knows (beyond the producer's watermark); -1: nothing known. NEVER: nothing can
+        come until this service has written something that asks for it."""
+        return -1
 
     def lookahead_ns(self, stream: str) -> int | None:
         """How long after an entry of ``stream`` its earliest output can be (None: it

@@ -25,7 +25,10 @@ possible output is bounded by the next entry each input can still deliver (its h
 or ``wm + 1``) plus that input's lookahead, and by its next timer. This is the
 Chandy-Misra-Bryant conservative simulation; the lookahead of execution's orders (the
 simulated latency) is what lets the risk -> execution -> risk loop advance without a
-round trip per nanosecond (docs/architecture.md, "Event time").
+round trip per nanosecond, and a consumer's own knowledge of a producer (``floor``:
+risk knows execution writes only about orders risk sent, so with none working it waits
+for nothing) lets it advance without a round trip per signal (docs/architecture.md,
+"Event time").
 
 A producer whose heartbeats stopped (the runtime decides, on the wall clock) is
 ``forced``: it no longer holds anything back (it counts as complete through the newest
@@ -64,6 +67,7 @@ class EventMerge:
         "_last_key",
         "late",
         "max_seen",
+        "floor",
     )
 
     def __init__(self, streams: Sequence[str], upstream: Mapping[str, str]) -> None:
@@ -84,6 +88,10 @@ class EventMerge:
         self._last_key = (0, -1)
         self.late = 0  # releases that sorted before an earlier release
         self.max_seen = -1  # the newest event time any input has shown (entry or watermark)
+        # What the consumer itself knows of a producer beyond its watermark: a time before
+        # which nothing more can come from it (NEVER: nothing at all for now). Risk knows
+        # execution writes only about the orders risk sent: with none working, none.
+        self.floor: Callable[[str], int] | None = None
 
     # ---- input ---------------------------------------------------------------------
 
@@ -115,7 +123,10 @@ class EventMerge:
     # ---- release -------------------------------------------------------------------
 
     def releasable(self, ts_ns: int, rank: int) -> bool:
+        floor = self.floor
         for p, w in self.wm.items():
+            if floor is not None and floor(p) >= ts_ns:
+                continue
             if p in self.forced:
                 # Stepped over: it holds nothing back, but time is what the others show
                 # (a timer does not fire before any input has reached its time).
@@ -186,11 +197,11 @@ class EventMerge:
         if p is None:
             return min(head, self.last_ts)  # no promise: anything may still come
         future = (self.max_seen if p in self.forced else self.wm[p]) + 1
+        if self.floor is not None:
+            future = max(future, min(self.floor(p), NEVER - 1) + 1)
         return min(head, future)
 
-    def out_wm(
-        self, lookahead: Callable[[str], int | None], timer_ns: int | None = None
-    ) -> int:
+    def out_wm(self, lookahead: Callable[[str], int | None], timer_ns: int | None = None) -> int:
         """Event time through which this service's outputs are complete."""
         nxt = NEVER if timer_ns is None else timer_ns
         for stream in self.streams:

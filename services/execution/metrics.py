@@ -16,7 +16,11 @@ FILLED_QTY = Counter(
     "edgebus_execution_filled_qty_total", "Quantity filled (units of the symbol)", ["symbol"]
 )
 FEES_USD = Counter(
-    "edgebus_execution_fees_usd_total", "Fees paid, USD (rebates count negative)", ["symbol"]
+    "edgebus_execution_fees_usd_total", "Fees paid, USD (rebates: the counter beside)", ["symbol"]
+)
+# A counter only goes up: a maker rebate (a negative fee) is counted apart.
+REBATES_USD = Counter(
+    "edgebus_execution_rebates_usd_total", "Maker rebates received, USD", ["symbol"]
 )
 ORDERS = Counter(
     "edgebus_execution_orders_total",

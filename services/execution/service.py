@@ -115,7 +115,10 @@ class Execution(Service[ExecutionConfig]):
                 self.fills += 1
                 xm.FILLS.labels(f.symbol, f.liquidity, f.strategy).inc()
                 xm.FILLED_QTY.labels(f.symbol).inc(f.qty)
-                xm.FEES_USD.labels(f.symbol).inc(f.fee)
+                if f.fee >= 0:
+                    xm.FEES_USD.labels(f.symbol).inc(f.fee)
+                else:
+                    xm.REBATES_USD.labels(f.symbol).inc(-f.fee)
                 xm.SLIPPAGE_BPS.labels(f.symbol).observe(f.slippage_bps)
                 if f.time_to_fill_ms is not None:
                     xm.TIME_TO_FILL.labels(f.symbol).observe(max(f.time_to_fill_ms, 0) / 1e3)

@@ -17,11 +17,13 @@ from typing import Any, ClassVar
 
 import orjson
 
+from services.execution.store import POSITIONS_KEY
 from services.risk_harmoniser.config import RiskParams
 from services.risk_harmoniser.engine import Decision, RiskEngine
 from shared.bus import Entry, Outbox
 from shared.config import KEY_PREFIX
 from shared.control import ControlCommand
+from shared.merge import NEVER
 from shared.messages import (
     FILLS,
     MD_TICKS,
@@ -36,7 +38,6 @@ from shared.messages import (
 )
 from shared.service import Service
 
-POSITIONS_KEY = f"{KEY_PREFIX}:execution:positions"
 STATE_KEY = f"{KEY_PREFIX}:risk:state"
 # The remembered fill ids, oldest first: appended per batch rather than rewritten with
 # the state (5,000 ids are 135 kB of JSON, and most batches add none or a few).
@@ -98,6 +99,14 @@ class RiskHarmoniser(Service[RiskParams]):
 
     def on_config(self, config: RiskParams) -> None:
         self.engine.configure(config)
+
+    def upstream_floor_ns(self, producer: str) -> int:
+        # execution writes fills and rejections only about the orders risk sent: with none
+        # working, nothing can come from it until risk sends one (and that one's answer
+        # comes a latency later), so risk need not wait for its watermark.
+        if producer == "execution" and not self.engine.portfolio.working:
+            return NEVER
+        return -1
 
     def lookahead_ns(self, stream: str) -> int | None:
         # Orders and decisions come only from signals. Fills, rejections and ticks move
