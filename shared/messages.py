@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import time
 from collections.abc import Callable
 from functools import partial
@@ -346,6 +347,26 @@ class Features(Message):
     source: str = ""
     # Comma-separated data-quality flags ("" when clean), e.g. "stale,gap".
     quality: str = ""
+
+
+# A signal's horizon: ``<int><ms|s|m|h|d>``, e.g. ``250ms``, ``30s``, ``1m``, ``4h``.
+HORIZON_PATTERN = r"^(\d+)(ms|s|m|h|d)$"
+_HORIZON = re.compile(HORIZON_PATTERN)
+_HORIZON_UNIT_NS = {
+    "ms": 10**6,
+    "s": 10**9,
+    "m": 60 * 10**9,
+    "h": 3_600 * 10**9,
+    "d": 86_400 * 10**9,
+}
+
+
+def horizon_ns(horizon: str) -> int:
+    """'250ms' / '30s' / '1m' / '4h' / '1d' -> nanoseconds (ValueError when malformed)."""
+    m = _HORIZON.match(horizon)
+    if m is None:
+        raise ValueError(f"bad horizon {horizon!r}: expected <int><ms|s|m|h|d>, e.g. 1m")
+    return int(m.group(1)) * _HORIZON_UNIT_NS[m.group(2)]
 
 
 class Signal(Message):

@@ -14,7 +14,7 @@ class VenueFees(Frozen):
     """Fees of one venue in basis points of notional; a negative maker fee is a rebate."""
 
     taker_fee_bps: float = Field(default=2.0, ge=-50, le=100)
-    maker_fee_bps: float = Field(default=-0.5, ge=-50, le=100)
+    maker_fee_bps: float = Field(default=-0.5, ge=-50, le=100, description="negative = rebate")
 
 
 class StrategyRules(Frozen):

@@ -158,5 +158,3 @@ class SyntheticMarket:
             i = self._i
             self._i = i + 1
             yield walks[i % m].step(start + int(i * step), trace_ts_ns, session)
-
-    ticks = quotes  # the former name, still used by bench/micro.py

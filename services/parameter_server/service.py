@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from services.parameter_server.config import ParameterServerConfig
 from services.parameter_server.reload import ReloadRequest, parse_request, read_request
 from shared.config import (
     COMPONENTS,
@@ -32,19 +33,19 @@ from shared.messages import PARAM_REJECTED, PARAM_RELOAD, PARAM_UPDATED, TRADING
 from shared.service import Service
 
 
-class ParameterServer(Service):
+class ParameterServer(Service[ParameterServerConfig]):
     name: ClassVar[str] = "parameter_server"
     channels: ClassVar[tuple[str, ...]] = (PARAM_RELOAD,)
     persists_trading_state: ClassVar[bool] = True
 
-    def __init__(self, config: Any = None) -> None:
+    def __init__(self, config: ParameterServerConfig | None = None) -> None:
         super().__init__(config)
         self.accepted = 0
         self.rejected = 0
 
     async def on_start(self) -> None:
         """Store each conf/*.yml as version 1 where Redis has no version yet."""
-        if not getattr(self.config, "seed_from_files", True):
+        if not self.config.seed_from_files:
             return
         for component, spec in COMPONENTS.items():
             try:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from services.execution.config import VenueFees  # risk prices on execution's fee schedule
 from shared.config import ComponentConfig, Frozen
 
 AssetClass = Literal["crypto", "stocks"]
@@ -39,11 +40,6 @@ class BlendParams(Frozen):
     max_age_s: float = Field(default=30.0, gt=0, description="older signals are dropped")
     noise_bps: float = Field(default=7.0, gt=0, description="sd of a confidence-1 signal")
     prior_sd_bps: float = Field(default=10.0, gt=0, description="sd of the zero-edge prior")
-
-
-class VenueFees(Frozen):
-    maker_fee_bps: float = Field(default=-0.5, ge=-50, le=100, description="negative = rebate")
-    taker_fee_bps: float = Field(default=2.0, ge=-50, le=100)
 
 
 class CostParams(Frozen):

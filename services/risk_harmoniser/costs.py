@@ -17,22 +17,22 @@ Trade only if |edge_bps| - total_bps > safety_margin_bps (the ``net_edge_bps`` >
 from __future__ import annotations
 
 import math
-import re
 from functools import lru_cache
 
-_HORIZON = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$")
-_UNIT_S = {"ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
-MAX_HORIZON_S = 366 * 86400.0  # past a year (or an overflow to inf) reads as unparseable
+from shared.messages import horizon_ns
+
+MAX_HORIZON_S = 366 * 86400.0  # past a year reads as unparseable
 
 
 @lru_cache(maxsize=1024)  # one regex per signal otherwise; routers use a handful of horizons
 def horizon_s(horizon: str, default_s: float) -> float:
-    """'30s' -> 30, '1m' -> 60, '4h' -> 14400; a bare number is seconds. Unparseable, or
-    longer than ``MAX_HORIZON_S``: ``default_s``."""
-    match = _HORIZON.match(horizon)
-    if match is None:
+    """A signal's horizon in seconds ('30s' -> 30, '1m' -> 60, '4h' -> 14400; the grammar
+    of ``shared.messages.horizon_ns``). Malformed, or longer than ``MAX_HORIZON_S``:
+    ``default_s``."""
+    try:
+        seconds = horizon_ns(horizon) / 1e9
+    except (ValueError, OverflowError):  # overflow: more digits than a float holds
         return default_s
-    seconds = float(match.group(1)) * _UNIT_S[match.group(2) or "s"]
     return seconds if seconds <= MAX_HORIZON_S else default_s
 
 

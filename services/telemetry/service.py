@@ -33,7 +33,7 @@ from services.telemetry.trades import (
     split_by_votes,
 )
 from shared.bus import Entry, Outbox, dead_letter
-from shared.config import KEY_PREFIX, ComponentConfig
+from shared.config import KEY_PREFIX
 from shared.control import ControlCommand
 from shared.messages import (
     DLQ,
@@ -72,7 +72,7 @@ def reason_label(reason: str) -> str:
     return (reason.split(":", 1)[0].strip() or "unknown")[:40]
 
 
-class Telemetry(Service):
+class Telemetry(Service[TelemetryConfig]):
     name: ClassVar[str] = "telemetry"
     inputs: ClassVar[tuple[str, ...]] = (
         SIGNALS,
@@ -86,9 +86,7 @@ class Telemetry(Service):
     )
     has_source: ClassVar[bool] = True  # the 1 s poll: stream stats + time series
 
-    config: TelemetryConfig
-
-    def __init__(self, config: Any = None) -> None:
+    def __init__(self, config: TelemetryConfig | None = None) -> None:
         super().__init__(config)
         cap = self.config.context_cap
         self.seen = 0
@@ -110,9 +108,7 @@ class Telemetry(Service):
         self.writes = tm.BatchWrites(self.child)  # gauge sets and counts, per batch
         self._state_shown: str | None = None  # what the trading_state gauges show
 
-    def on_config(self, config: ComponentConfig) -> None:
-        assert isinstance(config, TelemetryConfig)
-        self.config = config
+    def on_config(self, config: TelemetryConfig) -> None:
         self.ts.retention_ms = config.timeseries_retention_ms
         for d in self.drawdown.values():
             d.equity_usd = config.equity_usd
@@ -178,8 +174,8 @@ class Telemetry(Service):
         self.writes.count(tm.SIGNALS_TOTAL, sig.model_id, "1" if sig.shadow else "0")
         if sig.shadow:
             return
-        votes = getattr(sig, "votes", None)
-        score = getattr(sig, "consensus_score", None)
+        votes = sig.votes
+        score = sig.consensus_score
         ctx = DecisionContext(
             expected_edge_bps=sig.edge_bps,
             consensus_score=score,
@@ -225,10 +221,8 @@ class Telemetry(Service):
         self.writes.count(tm.RISK_DECISIONS_TOTAL, d.action, reason_label(d.reason))
         self._gauge(tm.EDGE_BLENDED_BPS, "edge_blended_bps", d.symbol, d.edge_blended_bps)
         self._show_state(d.trading_state)
-        pvar = getattr(d, "portfolio_var_pct", None)
-        if isinstance(pvar, (int, float)):
-            self.portfolio_var_pct = float(pvar)
-            self._portfolio_var()
+        self.portfolio_var_pct = d.portfolio_var_pct
+        self._portfolio_var()
 
     def _portfolio_var(self) -> None:
         """Risk's portfolio VaR when it reports one; else the sum of the per-symbol VaRs

@@ -83,7 +83,8 @@ def test_signal_book_prefers_consensus_ignores_shadow_and_old() -> None:
 
 def test_costs_hand_worked() -> None:
     assert horizon_s("1m", 9.0) == 60.0 and horizon_s("4h", 9.0) == 14_400.0
-    assert horizon_s("30", 9.0) == 30.0 and horizon_s("soon", 9.0) == 9.0
+    assert horizon_s("250ms", 9.0) == 0.25 and horizon_s("soon", 9.0) == 9.0
+    assert horizon_s("30", 9.0) == 9.0  # the signal grammar has a unit
     # participation 10k / 1M = 1 % -> sqrt = 0.1 -> 1 bps at coeff 10
     assert impact_bps(10_000, 1_000_000, 10.0) == pytest.approx(1.0)
     assert impact_bps(10_000, 0.0, 10.0) == 10.0
