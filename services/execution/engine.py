@@ -35,6 +35,8 @@ from shared.control import TradingState
 from shared.messages import Fill, Order, Position, Rejection, Side, Tick
 
 HALT_REASON = "cancelled:trading_halted"
+MIN_PRICE = 1e-12  # below it, a price is not a price (bps of it overflow)
+MAX_NOTIONAL_USD = 1e15
 
 # Fill(**fields) and Position(**fields), validated the same way (pydantic-core's
 # validator of the model), without the keyword-argument layer, which costs as much as
@@ -130,6 +132,12 @@ class ExecutionEngine:
             return
         if trading.halted:
             self._reject_order(order, "trading_halted", out)
+            return
+        notional_usd = order.qty * order.decision_price
+        if not (MIN_PRICE < order.decision_price and notional_usd < MAX_NOTIONAL_USD):
+            # Decodable but out of any range (5e-324 or 1e308): no slippage or fill could
+            # be computed on it; refused with a reason.
+            self._reject_order(order, "out_of_range", out)
             return
         book = self.books.get(order.symbol)
         pos = book.qty if book is not None else 0.0

@@ -20,7 +20,7 @@ import orjson
 from services.execution.store import POSITIONS_KEY
 from services.risk_harmoniser.config import RiskParams
 from services.risk_harmoniser.engine import Decision, RiskEngine
-from shared.bus import Entry, Outbox
+from shared.bus import Entry, Outbox, dead_letter
 from shared.config import KEY_PREFIX
 from shared.control import ControlCommand
 from shared.merge import NEVER
@@ -39,6 +39,7 @@ from shared.messages import (
 from shared.service import Service
 
 STATE_KEY = f"{KEY_PREFIX}:risk:state"
+MAX_NOTIONAL_USD = 1e15  # past any book: a fill beyond it is bad input
 # The remembered fill ids, oldest first: appended per batch rather than rewritten with
 # the state (5,000 ids are 135 kB of JSON, and most batches add none or a few).
 FILLS_KEY = f"{KEY_PREFIX}:risk:fills"
@@ -133,6 +134,13 @@ class RiskHarmoniser(Service[RiskParams]):
             )
             self._breaker(cmd, out)
         elif isinstance(msg, Fill):
+            notional_usd = msg.qty * msg.price
+            if not (abs(notional_usd) < MAX_NOTIONAL_USD and abs(msg.fee) < MAX_NOTIONAL_USD):
+                # Decodable but out of any range (1e308 units): booked, it would overflow
+                # the equity every later decision sizes on; the dlq says why instead.
+                reason = f"fill out of range: notional {notional_usd} USD, fee {msg.fee} USD"
+                out.dead.append(dead_letter(self.name, entry, reason))
+                return
             signed = msg.qty if msg.side == "buy" else -msg.qty
             self._dirty |= eng.on_fill(
                 msg.fill_id, msg.order_id, msg.symbol, signed, msg.price, msg.fee

@@ -258,26 +258,39 @@ def consumers() -> list[Any]:
     return [service_class(name)() for name in SERVICE_NAMES if service_class(name).inputs]
 
 
+def run_batch(svc: Any, items: list[tuple[str, dict[str, str], Message]]) -> Any:
+    """One batch through the service's own ``handle`` (its event-time merge, timers and
+    watermarks included), every upstream's watermark at the end of time, so all of it
+    is released."""
+    from shared.bus import Entry, Outbox
+    from shared.messages import MAX_NS, Watermark, watermark_stream
+
+    entries = [Entry(s, f"1-{i}", f, m) for i, (s, f, m) in enumerate(items)]
+    for j, producer in enumerate(sorted(set(svc.upstreams.values()))):
+        wm = Watermark(producer=producer, wm_ns=MAX_NS)
+        entries.append(Entry(watermark_stream(producer), f"9-{j}", {}, wm))
+    out = Outbox()
+    svc.handle(entries, out, [])
+    return out
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(mutated_entry(), min_size=1, max_size=8))
 def test_no_decodable_entry_makes_a_handler_raise(cases: list[tuple[str, dict[str, str]]]) -> None:
     """A handler that raises leaves its whole batch pending until the entry is
     dead-lettered as poison: good entries wait behind it. Extreme but valid values
     (1e308 prices, 2**70 timestamps) must be handled or refused, not crash the batch."""
-    from shared.bus import Entry, Outbox
-
     warm_up = [("md.ticks", VALID["md.ticks"]), ("signals", VALID["signals"])]
     for svc in consumers():
-        out = Outbox()
-        for i, (stream, fields) in enumerate(warm_up + cases):
+        items = []
+        for stream, fields in warm_up + cases:
             if stream not in svc.inputs:
                 continue
             try:
-                msg = decode(stream, fields)
+                items.append((stream, fields, decode(stream, fields)))
             except DecodeError:
                 continue
-            svc.on_message(Entry(stream, f"1-{i}", fields, msg), out)
-        svc.on_batch_end(out)
+        out = run_batch(svc, items)
         for stream, msg in out.messages:
             assert decode(stream, wire(msg)) == msg
 
@@ -292,8 +305,6 @@ KNOWN_HANDLER_FAILURES: set[tuple[str, str, str, str]] = set()
 
 def test_every_extreme_value_in_every_field_is_handled_or_refused() -> None:
     """Exhaustive, not sampled: each seed with one field set to an extreme number."""
-    from shared.bus import Entry, Outbox
-
     failures: dict[tuple[str, str, str, str], str] = {}
     for stream, seed in sorted(VALID.items()):
         for key in sorted(set(seed) | {"trace_ts_ns"}):
@@ -305,14 +316,11 @@ def test_every_extreme_value_in_every_field_is_handled_or_refused() -> None:
                     continue
                 warm = [("md.ticks", VALID["md.ticks"]), ("signals", VALID["signals"])]
                 for svc in consumers():
-                    out = Outbox()
                     try:
-                        for i, (s, f) in enumerate(warm):
-                            if s in svc.inputs:
-                                svc.on_message(Entry(s, f"1-{i}", f, decode(s, f)), out)
+                        items = [(s, f, decode(s, f)) for s, f in warm if s in svc.inputs]
                         if stream in svc.inputs:
-                            svc.on_message(Entry(stream, "2-0", fields, msg), out)
-                        svc.on_batch_end(out)
+                            items.append((stream, fields, msg))
+                        run_batch(svc, items)
                     except Exception as exc:
                         failures[(svc.name, stream, key, value)] = repr(exc)[:200]
     new = {k: v for k, v in failures.items() if k not in KNOWN_HANDLER_FAILURES}
@@ -331,12 +339,10 @@ def test_times_beyond_int64_are_refused_with_a_reason() -> None:
 
 def test_an_out_of_range_fill_goes_to_telemetrys_dlq_with_a_reason() -> None:
     from services import service_class
-    from shared.bus import Entry, Outbox
 
     svc = service_class("telemetry")()
     fields = {**VALID["fills"], "qty": "1e308"}
-    out = Outbox()
-    svc.on_message(Entry("fills", "1-0", fields, decode("fills", fields)), out)
+    out = run_batch(svc, [("fills", fields, decode("fills", fields))])
     [dead] = out.dead
     assert dead.source_stream == "fills" and "out of range" in dead.reason
     assert not [m for s, m in out.messages if s == "events"]
