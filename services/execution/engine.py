@@ -134,7 +134,7 @@ class ExecutionEngine:
             self._reject_order(order, "trading_halted", out)
             return
         notional_usd = order.qty * order.decision_price
-        if not (MIN_PRICE < order.decision_price and notional_usd < MAX_NOTIONAL_USD):
+        if not (order.decision_price > MIN_PRICE and notional_usd < MAX_NOTIONAL_USD):
             # Decodable but out of any range (5e-324 or 1e308): no slippage or fill could
             # be computed on it; refused with a reason.
             self._reject_order(order, "out_of_range", out)
