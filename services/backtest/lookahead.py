@@ -58,17 +58,19 @@ def find_changes(
             ra, rb = _rows(a, until), _rows(b, until)
             if ra != rb:
                 i = next((k for k, (x, y) in enumerate(zip(ra, rb, strict=False)) if x != y), None)
-                where = f"entry {i}: {ra[i]} != {rb[i]}" if i is not None else (
-                    f"{len(ra)} entries with all the data, {len(rb)} cut"
+                where = (
+                    f"entry {i}: {ra[i]} != {rb[i]}"
+                    if i is not None
+                    else (f"{len(ra)} entries with all the data, {len(rb)} cut")
                 )
-                problems.append(f"cut at {frac:.0%} (row {n}, ts_ns {until}): {name} changed, {where}")
+                problems.append(
+                    f"cut at {frac:.0%} (row {n}, ts_ns {until}): {name} changed, {where}"
+                )
                 break
     return problems
 
 
-def check(
-    quotes: Sequence[RawQuote], configs: dict[str, ComponentConfig], console: Console
-) -> int:
+def check(quotes: Sequence[RawQuote], configs: dict[str, ComponentConfig], console: Console) -> int:
     problems = find_changes(quotes, configs)
     if problems:
         for line in problems:

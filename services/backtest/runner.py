@@ -240,8 +240,20 @@ def write(out_dir: Path, res: Result, configs: dict[str, ComponentConfig]) -> No
     assert isinstance(ex, ExecutionConfig)
     with (out_dir / "equity.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["ts", "ts_ns", "equity_usd", "gross_pnl_usd", "net_pnl_usd", "fees_usd", "drawdown_pct"])
+        w.writerow(
+            [
+                "ts",
+                "ts_ns",
+                "equity_usd",
+                "gross_pnl_usd",
+                "net_pnl_usd",
+                "fees_usd",
+                "drawdown_pct",
+            ]
+        )
         w.writerows(equity_rows(res.positions, ex.starting_equity_usd, res.day_ends_ns))
     # The run section first; the report adds the metrics beside it.
     doc = {"run": res.run_section()}
-    (out_dir / "report.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
+    (out_dir / "report.json").write_bytes(
+        orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
+    )

@@ -143,9 +143,7 @@ class Replay:
             self.console.print("[yellow]... further bad rows are only counted[/]")
 
     async def run(self, progress: Progress) -> None:
-        quotes = file_quotes(
-            self.path, self.p, self.session, self.report_bad, self.report_unsorted
-        )
+        quotes = file_quotes(self.path, self.p, self.session, self.report_bad, self.report_unsorted)
         self.rows = len(quotes) + self.bad
         task = progress.add_task("replay", total=count_rows(self.path), rate="")
         chunk: list[dict[str, str | int | float]] = []

@@ -43,13 +43,17 @@ def write_quotes_csv(path: Path, n: int, seed: int = 7) -> None:
         w = csv.writer(fh)
         w.writerow(["ts", "symbol", "bid", "ask", "bid_size", "ask_size"])
         for q in runner.synthetic_quotes(cfg, n, seed):
-            w.writerow([q.ts_ns, q.symbol, repr(q.bid), repr(q.ask), repr(q.bid_size), repr(q.ask_size)])
+            w.writerow(
+                [q.ts_ns, q.symbol, repr(q.bid), repr(q.ask), repr(q.bid_size), repr(q.ask_size)]
+            )
 
 
 def backtest(path: Path, preset: str | None = None) -> runner.Result:
     configs = runner.load_configs(ROOT / "conf" / "presets" / preset if preset else None)
     bad: list[tuple[int, str]] = []
-    quotes = runner.read_file(path, configs["feature_bus"], lambda line, why: bad.append((line, why)))  # type: ignore[arg-type]
+    quotes = runner.read_file(
+        path, configs["feature_bus"], lambda line, why: bad.append((line, why))
+    )  # type: ignore[arg-type]
     assert not bad, bad
     return runner.Backtest(configs).run(quotes)
 
@@ -92,7 +96,9 @@ def _all_healthy(env: dict[str, str]) -> bool:
     offset = int(env["EDGEBUS_PORT_OFFSET"])
     for name in SERVICE_NAMES:
         try:
-            resp = requests.get(f"http://127.0.0.1:{DEFAULT_PORTS[name] + offset}/health", timeout=1)
+            resp = requests.get(
+                f"http://127.0.0.1:{DEFAULT_PORTS[name] + offset}/health", timeout=1
+            )
         except requests.RequestException:
             return False
         if resp.status_code != 200:
@@ -147,7 +153,11 @@ def test_replay_through_the_stack_equals_the_backtest(
         )
         orders = stream_rows(r, ORDERS, Order)
         fills = stream_rows(r, FILLS, Fill)
-        forced = [line for line in (tmp_path / "stack.log").read_text().splitlines() if "silent for" in line]
+        forced = [
+            line
+            for line in (tmp_path / "stack.log").read_text().splitlines()
+            if "silent for" in line
+        ]
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

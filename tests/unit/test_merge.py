@@ -11,7 +11,12 @@ from shared.merge import NEVER, TIMER, EventMerge
 
 # Risk's shape: two streams of one producer, then two of others.
 STREAMS = ("fills", "rejections", "md.ticks", "signals")
-UP = {"fills": "execution", "rejections": "execution", "md.ticks": "feature_bus", "signals": "model_router"}
+UP = {
+    "fills": "execution",
+    "rejections": "execution",
+    "md.ticks": "feature_bus",
+    "signals": "model_router",
+}
 
 
 def released(m: EventMerge, timer: int | None = None) -> list[tuple[int, object]]:
