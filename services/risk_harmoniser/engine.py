@@ -28,7 +28,7 @@ from services.risk_harmoniser.config import RiskParams
 from services.risk_harmoniser.costs import horizon_s, net_edge_bps, total_cost_bps
 from services.risk_harmoniser.limits import Book, Caps, OrderRate, quote_check
 from services.risk_harmoniser.portfolio import Portfolio
-from services.risk_harmoniser.sizing import KellyTracker, SizeInputs, size
+from services.risk_harmoniser.sizing import KellyTracker, SizeInputs, full_size_usd, size
 from services.risk_harmoniser.var import EwmaCovariance, portfolio_var_pct, position_var_pct
 from shared.control import ControlCommand, TradingState, level_command
 from shared.messages import SIGNALS, Signal
@@ -347,9 +347,8 @@ class RiskEngine:
             p.sizing.kelly_prior_win_loss,
             p.sizing.kelly_prior_trades,
         )
-        full_usd = min(
-            equity * p.sizing.target_vol_pct / 100.0 / sigma if sigma > 0 else 0.0,
-            equity * p.sizing.kelly_fraction * f_kelly,
+        full_usd = full_size_usd(
+            equity, p.sizing.target_vol_pct, sigma, p.sizing.kelly_fraction, f_kelly
         )
         liquidity = (q.volume_usd_per_s * c.participation_window_s) or q.depth_usd
         d.cost_bps = cost = total_cost_bps(

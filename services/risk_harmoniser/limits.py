@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from operator import itemgetter
 
 from services.risk_harmoniser.var import Matrix, portfolio_var_usd, var_interval
 
@@ -53,19 +54,14 @@ class Caps:
     max_order_usd: float
 
 
-def constrain(
-    i: int, desired_usd: float, book: Book, caps: Caps, reducing: bool
-) -> tuple[float, str]:
-    """(target_usd, binding reason or "") : ``desired_usd`` clipped into every limit of
-    the module docstring, each an interval [lo, hi] of positions of name i; the binding
-    one is the first, in the docstring's order, whose bound the target equals.
+Interval = tuple[str, float, float]  # (reason code, lowest, highest allowed position)
+_LO, _HI = itemgetter(1), itemgetter(2)
 
-    When no position meets every limit (the book already breaks one, e.g. after a loss
-    shrank equity), move toward zero by at most max_order_usd if that neither raises
-    portfolio VaR above max(limit, now) nor goes past zero; else keep x.
 
-    Runs on every signal: bounds are plain locals, and the five limits of the form
-    |t| <= cap intersect to |t| <= min(caps) (no lists, no names until one binds)."""
+def limit_intervals(i: int, book: Book, caps: Caps, reducing: bool) -> list[Interval]:
+    """Every limit of the module docstring as the interval of positions of name i it
+    allows (the others held fixed), in the docstring's order, each named by the reason
+    code it gives when it binds."""
     w = book.positions_usd
     eq = book.equity_usd
     x = w[i]
@@ -76,7 +72,7 @@ def constrain(
     for j, wj in enumerate(w):
         if j == i or wj == 0.0:
             continue
-        a = wj if wj > 0.0 else -wj
+        a = abs(wj)
         gross_all += a
         if classes[j] == cls:
             gross_cls += a
@@ -86,81 +82,64 @@ def constrain(
         if v > 0.0:
             risk_others += z * math.sqrt(v) * a
     v = cov[i][i]
-    zs = z * math.sqrt(v) if v > 0.0 else 0.0
-    inf = math.inf
+    z_sigma = z * math.sqrt(v) if v > 0.0 else 0.0
 
     # |t| <= cap, each cap >= 0
-    name = caps.name_cap_pct / 100.0 * eq
-    name = name if name > 0.0 else 0.0
-    leverage = caps.leverage * eq - gross_cls
-    leverage = leverage if leverage > 0.0 else 0.0
-    sector = caps.sector_cap_pct / 100.0 * eq - gross_sec
-    sector = sector if sector > 0.0 else 0.0
-    gross = caps.gross_cap_pct / 100.0 * eq - gross_all
-    gross = gross if gross > 0.0 else 0.0
-    risk = (book.loss_budget_usd - risk_others) / zs if zs > 0.0 else inf
-    risk = risk if risk > 0.0 else 0.0
-    cap = min(name, leverage, sector, gross, risk)
+    name = max(0.0, caps.name_cap_pct / 100.0 * eq)
+    leverage = max(0.0, caps.leverage * eq - gross_cls)
+    sector = max(0.0, caps.sector_cap_pct / 100.0 * eq - gross_sec)
+    gross = max(0.0, caps.gross_cap_pct / 100.0 * eq - gross_all)
+    risk = (book.loss_budget_usd - risk_others) / z_sigma if z_sigma > 0.0 else math.inf
+    risk = max(0.0, risk)
     # single trade risk: the new exposure a trade opens
-    opening = caps.single_trade_risk_pct / 100.0 * eq / zs if zs > 0.0 else inf
-    if x >= 0:
-        trade_lo, trade_hi = -opening, x + opening
-    else:
-        trade_lo, trade_hi = x - opening, opening
-    order_lo, order_hi = x - caps.max_order_usd, x + caps.max_order_usd
+    opening = caps.single_trade_risk_pct / 100.0 * eq / z_sigma if z_sigma > 0.0 else math.inf
+    trade_lo, trade_hi = (-opening, x + opening) if x >= 0 else (x - opening, opening)
     var_lo, var_hi = var_interval(i, w, cov, z, caps.var_limit_pct / 100.0 * eq)
-
-    # The intersection, one limit after the other (the first of equal bounds is kept).
-    lo, hi = -cap, cap
-    if trade_lo > lo:
-        lo = trade_lo
-    if trade_hi < hi:
-        hi = trade_hi
-    if order_lo > lo:
-        lo = order_lo
-    if order_hi < hi:
-        hi = order_hi
-    if var_lo > lo:
-        lo = var_lo
-    if var_hi < hi:
-        hi = var_hi
+    intervals = [
+        ("name_cap", -name, name),
+        ("leverage", -leverage, leverage),
+        ("sector_cap", -sector, sector),
+        ("gross_cap", -gross, gross),
+        ("open_risk", -risk, risk),
+        ("single_trade_risk", trade_lo, trade_hi),
+        ("max_order", x - caps.max_order_usd, x + caps.max_order_usd),
+        ("var_limit", var_lo, var_hi),
+    ]
     if reducing:
-        red_lo, red_hi = min(0.0, x), max(0.0, x)
-        if red_lo > lo:
-            lo = red_lo
-        if red_hi < hi:
-            hi = red_hi
+        intervals.append(("reducing_only", min(0.0, x), max(0.0, x)))
+    return intervals
 
+
+def constrain(
+    i: int, desired_usd: float, book: Book, caps: Caps, reducing: bool
+) -> tuple[float, str]:
+    """(target_usd, binding reason or "") : ``desired_usd`` clipped into the intersection
+    of ``limit_intervals``; the binding limit is the first whose bound the target equals.
+
+    When no position meets every limit (the book already breaks one, e.g. after a loss
+    shrank equity), move toward zero by at most max_order_usd if that neither raises
+    portfolio VaR above max(limit, now) nor goes past zero; else keep x."""
+    intervals = limit_intervals(i, book, caps, reducing)
+    lo = max(map(_LO, intervals))
+    hi = min(map(_HI, intervals))
+    x = book.positions_usd[i]
     if lo <= hi:
-        # min(hi, max(lo, desired_usd)), without two builtin calls
-        target = desired_usd if desired_usd > lo else lo
-        target = target if target < hi else hi
+        target = min(hi, max(lo, desired_usd))
         if target == desired_usd:
             return target, ""
-        for reason, p_lo, p_hi in (
-            ("name_cap", -name, name),
-            ("leverage", -leverage, leverage),
-            ("sector_cap", -sector, sector),
-            ("gross_cap", -gross, gross),
-            ("open_risk", -risk, risk),
-            ("single_trade_risk", trade_lo, trade_hi),
-            ("max_order", order_lo, order_hi),
-            ("var_limit", var_lo, var_hi),
-        ):
+        for reason, p_lo, p_hi in intervals:
             if target in (p_lo, p_hi):
                 return target, reason
-        if reducing and target in (red_lo, red_hi):
-            return target, "reducing_only"
         return target, "limits"
     if x == 0.0 or desired_usd * x > 0 and abs(desired_usd) >= abs(x):
         return x, "no_feasible_size"
     step = min(abs(x), caps.max_order_usd)
     target = x - math.copysign(step, x)
-    w_after = list(w)
+    w_after = list(book.positions_usd)
     w_after[i] = target
-    limit_usd = caps.var_limit_pct / 100.0 * eq
-    var_now = portfolio_var_usd(w, cov, z)
-    if portfolio_var_usd(w_after, cov, z) > max(limit_usd, var_now):
+    limit_usd = caps.var_limit_pct / 100.0 * book.equity_usd
+    var_now = portfolio_var_usd(book.positions_usd, book.cov_daily, caps.var_z)
+    if portfolio_var_usd(w_after, book.cov_daily, caps.var_z) > max(limit_usd, var_now):
         return x, "no_feasible_size"
     return target, "reduce_to_limits"
 

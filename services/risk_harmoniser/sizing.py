@@ -34,6 +34,20 @@ def kelly_f(win_rate: float, win_loss_ratio: float) -> float:
     return min(1.0, max(0.0, win_rate - (1.0 - win_rate) / win_loss_ratio))
 
 
+def full_size_usd(
+    equity_usd: float,
+    target_vol_pct: float,
+    daily_vol: float,
+    kelly_fraction: float,
+    f_kelly: float,
+) -> float:
+    """min(base_usd, kelly_usd) of the module docstring: the size of a full-conviction
+    trade before the breakers and the limits."""
+    return min(
+        vol_target_usd(equity_usd, target_vol_pct, daily_vol), equity_usd * kelly_fraction * f_kelly
+    )
+
+
 def desired_position_usd(
     direction: float,
     net_edge_bps: float,
@@ -48,12 +62,9 @@ def desired_position_usd(
     """``desired`` of the module docstring (0 when net_edge_bps <= 0)."""
     if net_edge_bps <= 0.0:
         return 0.0
-    base = vol_target_usd(equity_usd, target_vol_pct, daily_vol)
-    kelly = equity_usd * kelly_fraction * f_kelly
-    conviction = net_edge_bps / full_size_edge_bps
-    conviction = conviction if conviction < 1.0 else 1.0  # min(1, ...), no builtin call
-    smaller = kelly if kelly < base else base  # min(base, kelly)
-    return math.copysign(smaller * conviction * size_mult, direction)
+    full = full_size_usd(equity_usd, target_vol_pct, daily_vol, kelly_fraction, f_kelly)
+    conviction = min(1.0, net_edge_bps / full_size_edge_bps)
+    return math.copysign(full * conviction * size_mult, direction)
 
 
 @dataclass(slots=True)  # not frozen: built per signal, and frozen costs 3x to construct

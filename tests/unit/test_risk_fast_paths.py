@@ -1,15 +1,15 @@
-"""The per-signal fast paths of risk_harmoniser (issue 9) give what the plain code gave,
-bit for bit: the reference implementations here are the code as it was before."""
+"""The per-signal paths of risk_harmoniser (issue 9): limits, VaR interval and sizing as
+properties of their pure functions; the one-pass signal views, the horizon cache and
+the per-batch state against what they replace."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from operator import mul
+from collections.abc import Iterable
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -17,122 +17,16 @@ from services.risk_harmoniser.blend import CONSENSUS, SignalBook
 from services.risk_harmoniser.config import RiskParams
 from services.risk_harmoniser.costs import horizon_s
 from services.risk_harmoniser.engine import RiskEngine
-from services.risk_harmoniser.limits import Book, Caps, constrain
+from services.risk_harmoniser.limits import Book, Caps, constrain, limit_intervals
 from services.risk_harmoniser.portfolio import Portfolio
 from services.risk_harmoniser.service import FILLS_KEY, STATE_KEY, RiskHarmoniser
-from services.risk_harmoniser.sizing import desired_position_usd
-from services.risk_harmoniser.var import EwmaCovariance, var_interval
+from services.risk_harmoniser.sizing import desired_position_usd, full_size_usd, vol_target_usd
+from services.risk_harmoniser.var import EwmaCovariance, quad_form, var_interval
 from shared.control import TradingState
 from shared.messages import ORDERS, RiskDecision, Signal, horizon_ns
 from tests.support import WritesHarness, feed_in_order
 
 pytestmark = pytest.mark.risk
-
-# ---- the reference: limits and VaR interval as they were -------------------------------
-
-
-def ref_quad_form(w: Sequence[float], cov: Sequence[Sequence[float]]) -> float:
-    return sum(map(mul, w, [sum(map(mul, row, w)) for row in cov]))
-
-
-def ref_var_interval(
-    i: int, w: Sequence[float], cov: Sequence[Sequence[float]], z: float, limit_usd: float
-) -> tuple[float, float]:
-    row = cov[i]
-    a = row[i]
-    x = w[i]
-    b = sum(map(mul, row, w)) - a * x
-    c = ref_quad_form(w, cov) - 2.0 * x * b - a * x * x
-    d = (limit_usd / z) ** 2 * (1.0 - 1e-9)
-    if a <= 0.0:
-        return (-math.inf, math.inf) if c <= d else (1.0, -1.0)
-    disc = b * b - a * (c - d)
-    if disc < 0.0:
-        return 1.0, -1.0
-    root = math.sqrt(disc)
-    return (-b - root) / a, (-b + root) / a
-
-
-def ref_limit_parts(
-    i: int, book: Book, caps: Caps, reducing: bool
-) -> list[tuple[str, float, float]]:
-    w = book.positions_usd
-    eq = book.equity_usd
-    x = w[i]
-    z = caps.var_z
-    cls, sec = book.asset_class[i], book.sector[i]
-    classes, sectors, cov = book.asset_class, book.sector, book.cov_daily
-    gross_cls = gross_sec = gross_all = risk_others = 0.0
-    for j, wj in enumerate(w):
-        if j == i or wj == 0.0:
-            continue
-        a = wj if wj > 0.0 else -wj
-        gross_all += a
-        if classes[j] == cls:
-            gross_cls += a
-        if sectors[j] == sec:
-            gross_sec += a
-        v = cov[j][j]
-        if v > 0.0:
-            risk_others += z * math.sqrt(v) * a
-    v = cov[i][i]
-    zs = z * math.sqrt(v) if v > 0.0 else 0.0
-    inf = math.inf
-    parts = []
-    for reason, cap in (
-        ("name_cap", caps.name_cap_pct / 100.0 * eq),
-        ("leverage", caps.leverage * eq - gross_cls),
-        ("sector_cap", caps.sector_cap_pct / 100.0 * eq - gross_sec),
-        ("gross_cap", caps.gross_cap_pct / 100.0 * eq - gross_all),
-        ("open_risk", (book.loss_budget_usd - risk_others) / zs if zs > 0.0 else inf),
-    ):
-        cap = cap if cap > 0.0 else 0.0
-        parts.append((reason, -cap, cap))
-    opening = caps.single_trade_risk_pct / 100.0 * eq / zs if zs > 0.0 else inf
-    if x >= 0:
-        parts.append(("single_trade_risk", -opening, x + opening))
-    else:
-        parts.append(("single_trade_risk", x - opening, opening))
-    parts.append(("max_order", x - caps.max_order_usd, x + caps.max_order_usd))
-    v_lo, v_hi = ref_var_interval(i, w, cov, z, caps.var_limit_pct / 100.0 * eq)
-    parts.append(("var_limit", v_lo, v_hi))
-    if reducing:
-        parts.append(("reducing_only", min(0.0, x), max(0.0, x)))
-    return parts
-
-
-def ref_constrain(
-    i: int, desired_usd: float, book: Book, caps: Caps, reducing: bool
-) -> tuple[float, str]:
-    parts = ref_limit_parts(i, book, caps, reducing)
-    lo, hi = -math.inf, math.inf
-    for _, p_lo, p_hi in parts:
-        if p_lo > lo:
-            lo = p_lo
-        if p_hi < hi:
-            hi = p_hi
-    x = book.positions_usd[i]
-    if lo <= hi:
-        target = min(hi, max(lo, desired_usd))
-        if target == desired_usd:
-            return target, ""
-        for reason, p_lo, p_hi in parts:
-            if target in (p_lo, p_hi):
-                return target, reason
-        return target, "limits"
-    if x == 0.0 or desired_usd * x > 0 and abs(desired_usd) >= abs(x):
-        return x, "no_feasible_size"
-    step = min(abs(x), caps.max_order_usd)
-    target = x - math.copysign(step, x)
-    w_after = list(book.positions_usd)
-    w_after[i] = target
-    limit_usd = caps.var_limit_pct / 100.0 * book.equity_usd
-    var_now = caps.var_z * math.sqrt(max(0.0, ref_quad_form(book.positions_usd, book.cov_daily)))
-    var_after = caps.var_z * math.sqrt(max(0.0, ref_quad_form(w_after, book.cov_daily)))
-    if var_after > max(limit_usd, var_now):
-        return x, "no_feasible_size"
-    return target, "reduce_to_limits"
-
 
 # ---- books: PSD or not, flat names, tight caps ------------------------------------------
 
@@ -169,62 +63,76 @@ caps_st = st.builds(
 )
 
 
-def _same(a: tuple[float, str], b: tuple[float, str]) -> bool:
-    """Equal to the bit (repr tells -0.0 from 0.0) with the same reason."""
-    return (repr(a[0]), a[1]) == (repr(b[0]), b[1])
+def _inside(t: float, lo: float, hi: float) -> bool:
+    return lo <= t <= hi
 
 
 @settings(max_examples=1500, deadline=None)
 @given(books(), caps_st, st.floats(-600_000, 600_000), st.booleans())
-def test_constrain_is_the_plain_intersection_of_the_limits(
+def test_constrain_clips_into_every_limit_and_names_the_first_binding_one(
     ib: tuple[int, Book], caps: Caps, desired: float, reducing: bool
 ) -> None:
     i, book = ib
-    got = constrain(i, desired, book, caps, reducing)
-    assert _same(got, ref_constrain(i, desired, book, caps, reducing)), got
+    intervals = limit_intervals(i, book, caps, reducing)
+    lo = max(p_lo for _, p_lo, _ in intervals)
+    hi = min(p_hi for _, _, p_hi in intervals)
+    target, reason = constrain(i, desired, book, caps, reducing)
+    x = book.positions_usd[i]
+    if lo <= hi:
+        # the point of the intersection nearest to the desired position
+        assert all(_inside(target, p_lo, p_hi) for _, p_lo, p_hi in intervals)
+        assert target == min(hi, max(lo, desired))
+        if target == desired:
+            assert reason == ""
+        else:
+            on_bound = [r for r, p_lo, p_hi in intervals if target in (p_lo, p_hi)]
+            assert reason == (on_bound[0] if on_bound else "limits")
+    else:  # no feasible size: keep x, or a step of at most max_order_usd toward zero
+        assert reason in ("no_feasible_size", "reduce_to_limits")
+        if reason == "no_feasible_size":
+            assert target == x
+        else:
+            assert abs(target) <= abs(x) and target * x >= 0
+            assert target == x - math.copysign(min(abs(x), caps.max_order_usd), x)
 
 
 @settings(max_examples=300, deadline=None)
 @given(books(), caps_st, st.booleans(), st.sampled_from(range(9)))
-def test_constrain_names_the_same_binding_limit_on_a_bound(
+def test_a_desired_size_on_a_bound_is_kept_unless_another_limit_cuts_it(
     ib: tuple[int, Book], caps: Caps, reducing: bool, k: int
 ) -> None:
     # desired = one of the bounds exactly, or just past it: ties between limits
     i, book = ib
-    parts = ref_limit_parts(i, book, caps, reducing)
-    _, lo, hi = parts[k % len(parts)]
-    for desired in (lo, hi, lo - 1.0, hi + 1.0):
-        if math.isfinite(desired):
-            got = constrain(i, desired, book, caps, reducing)
-            assert _same(got, ref_constrain(i, desired, book, caps, reducing)), got
+    intervals = limit_intervals(i, book, caps, reducing)
+    reason_k, lo_k, hi_k = intervals[k % len(intervals)]
+    for desired in (lo_k, hi_k, lo_k - 1.0, hi_k + 1.0):
+        if not math.isfinite(desired):
+            continue
+        target, reason = constrain(i, desired, book, caps, reducing)
+        if all(_inside(desired, p_lo, p_hi) for _, p_lo, p_hi in intervals):
+            assert (target, reason) == (desired, "")
+        elif max(p[1] for p in intervals) <= min(p[2] for p in intervals):
+            assert target != desired and reason not in ("", "limits")
 
 
 @settings(max_examples=500, deadline=None)
-@given(books(), st.floats(0, 1e6))
-def test_var_interval_reuses_c_w_to_the_bit(ib: tuple[int, Book], limit_usd: float) -> None:
+@given(books(), st.floats(1.0, 1e6), st.floats(0, 1))
+def test_var_interval_holds_the_positions_within_the_var_limit(
+    ib: tuple[int, Book], limit_usd: float, u: float
+) -> None:
     i, book = ib
-    got = var_interval(i, book.positions_usd, book.cov_daily, 1.645, limit_usd)
-    want = ref_var_interval(i, book.positions_usd, book.cov_daily, 1.645, limit_usd)
-    assert repr(got) == repr(want)
-
-
-def ref_desired(
-    direction: float,
-    net_edge_bps: float,
-    equity_usd: float,
-    daily_vol: float,
-    target_vol_pct: float,
-    kelly_fraction: float,
-    f_kelly: float,
-    full_size_edge_bps: float,
-    size_mult: float,
-) -> float:
-    if net_edge_bps <= 0.0:
-        return 0.0
-    base = equity_usd * target_vol_pct / 100.0 / daily_vol if daily_vol > 0.0 else 0.0
-    kelly = equity_usd * kelly_fraction * f_kelly
-    conviction = min(1.0, net_edge_bps / full_size_edge_bps)
-    return math.copysign(min(base, kelly) * conviction * size_mult, direction)
+    w, cov = book.positions_usd, book.cov_daily
+    n = len(w)
+    assume(all(cov[a][b] == cov[b][a] for a in range(n) for b in range(n)))  # a covariance
+    lo, hi = var_interval(i, w, cov, 1.645, limit_usd)
+    if lo > hi or not (math.isfinite(lo) and math.isfinite(hi)):
+        return
+    for t in (lo, hi, lo + u * (hi - lo)):
+        moved = list(w)
+        moved[i] = t
+        # rounding is relative to the terms of w^T C w, not to their (cancelling) sum
+        scale = sum(abs(cov[a][b] * moved[a]) * abs(moved[b]) for a in range(n) for b in range(n))
+        assert 1.645**2 * quad_form(moved, cov) <= limit_usd**2 + 1e-9 * (scale + limit_usd**2)
 
 
 @given(
@@ -240,8 +148,20 @@ def ref_desired(
         st.floats(0.25, 1),
     )
 )
-def test_desired_size_without_builtin_min_is_the_same(args: tuple[float, ...]) -> None:
-    assert repr(desired_position_usd(*args)) == repr(ref_desired(*args))
+def test_desired_size_is_the_smaller_of_vol_target_and_kelly_scaled(
+    args: tuple[float, ...],
+) -> None:
+    direction, net, equity, vol, target_vol, kelly_fraction, f_kelly, full_edge, mult = args
+    got = desired_position_usd(*args)
+    if net <= 0.0:
+        assert got == 0.0
+        return
+    full = full_size_usd(equity, target_vol, vol, kelly_fraction, f_kelly)
+    assert full <= vol_target_usd(equity, target_vol, vol)
+    assert full <= equity * kelly_fraction * f_kelly
+    assert full in (vol_target_usd(equity, target_vol, vol), equity * kelly_fraction * f_kelly)
+    assert abs(got) <= full * mult
+    assert got == math.copysign(full * min(1.0, net / full_edge) * mult, direction)
 
 
 # ---- signal views, horizons, covariance sampling --------------------------------------
