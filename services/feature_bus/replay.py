@@ -18,6 +18,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from redis.asyncio import Redis
@@ -34,6 +35,10 @@ from shared.messages import MD_RAW, RawQuote, Watermark, watermark_stream
 GROUP = "feature_bus"
 # The replay is a producer like the services: its watermarks are on ``wm.replay``.
 PRODUCER = "replay"
+
+
+def _iso(ts_ns: int) -> str:
+    return datetime.fromtimestamp(ts_ns / 1e9, UTC).isoformat(timespec="seconds")
 
 
 def file_quotes(
@@ -126,6 +131,22 @@ class Replay:
         self.sent += len(chunk)
         chunk.clear()
 
+    async def warn_if_behind(self, first_ts_ns: int) -> None:
+        """A stack with a live source is at its own event time: rows before it are late
+        data there (handled at once, out of order, as stale). Say so, and how to replay."""
+        last = await self.r.xrevrange(watermark_stream("feature_bus"), count=1)
+        if not last:
+            return
+        fields = last[0][1] or {}
+        stack_ns = int(fields.get("wm_ns", 0))
+        if stack_ns > first_ts_ns:
+            self.console.print(
+                "[yellow]the stack is already at event time "
+                f"{_iso(stack_ns)} (a live source), after this file's first row "
+                f"({_iso(first_ts_ns)}): its rows will be late there. To replay history, "
+                "start the stack with EDGEBUS_SOURCE=replay make start (and a fresh Redis).[/]"
+            )
+
     def report_unsorted(self, line: int) -> None:
         where = "line" if self.path.suffix.lower() == ".csv" else "row"
         self.console.print(
@@ -145,6 +166,8 @@ class Replay:
     async def run(self, progress: Progress) -> None:
         quotes = file_quotes(self.path, self.p, self.session, self.report_bad, self.report_unsorted)
         self.rows = len(quotes) + self.bad
+        if quotes:
+            await self.warn_if_behind(quotes[0].ts_ns)
         task = progress.add_task("replay", total=count_rows(self.path), rate="")
         chunk: list[dict[str, str | int | float]] = []
         t0 = time.monotonic()
