@@ -175,3 +175,24 @@ async def test_replay_rejects_a_file_without_the_columns(
     assert "need quotes (missing ['ts', 'symbol', 'bid', 'ask', 'bid_size', 'ask_size'])" in (
         buf.getvalue()
     )
+
+
+async def test_a_replay_into_a_stack_past_the_files_time_says_so(
+    redis_url: str, r: Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stack running a live source is at its own event time: history replayed into it
+    would be late data. The replay says so and how to replay history instead."""
+    from shared.messages import Watermark
+
+    path = tmp_path / "quotes.csv"
+    path.write_text(QUOTES_CSV)
+    cfg = config()
+    monkeypatch.setattr("services.feature_bus.replay.load_file", lambda _c: cfg)
+    live = Watermark(producer="feature_bus", wm_ns=1_796_000_000_000_000_000)
+    await r.xadd("wm.feature_bus", live.to_fields())  # type: ignore[arg-type]
+    con, buf = console()
+    async with running(FeatureBus(cfg), redis_url):
+        code = await replay(path, 0, con, redis_url)
+    text = " ".join(buf.getvalue().split())
+    assert code == 0, text
+    assert "its rows will be late there" in text and "EDGEBUS_SOURCE=replay" in text
