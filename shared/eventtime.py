@@ -33,7 +33,7 @@ class EventTime:
     upstreams: ClassVar[dict[str, str]]
     # At most this many entries released per batch (live): a backlog released at once
     # (an upstream's watermark after a pause) is worked off in bounded steps.
-    max_release: ClassVar[int] = 2_000
+    max_release: ClassVar[int] = 500
     config: Any
     bus: Bus
     log: logging.Logger
