@@ -21,6 +21,7 @@ from functools import partial
 from operator import itemgetter
 from typing import Any, ClassVar, Literal, Self, get_args, get_origin
 
+import annotated_types
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -171,6 +172,40 @@ class Message(BaseModel):
             raise DecodeError(_validation_reason(exc)) from None
 
     @classmethod
+    def checked(cls, values: dict[str, Any]) -> Self:
+        """``cls(**values)``, validated the same way, without the constructor's Python
+        wrapper: for values this process computed but does not vouch for (raises
+        pydantic's ValidationError)."""
+        return cls.__pydantic_validator__.validate_python(values)  # type: ignore[no-any-return]
+
+    @classmethod
+    def int_bounds(cls, name: str) -> tuple[int, int]:
+        """(lowest, highest) value the int field ``name`` accepts, inclusive, from its
+        declared constraints: fast paths check these instead of copying the numbers."""
+        lo, hi = -MAX_NS - 1, MAX_NS
+        for c in cls.model_fields[name].metadata:
+            if isinstance(c, annotated_types.Gt):
+                lo = max(lo, _as_int(c.gt) + 1)
+            elif isinstance(c, annotated_types.Ge):
+                lo = max(lo, _as_int(c.ge))
+            elif isinstance(c, annotated_types.Lt):
+                hi = min(hi, _as_int(c.lt) - 1)
+            elif isinstance(c, annotated_types.Le):
+                hi = min(hi, _as_int(c.le))
+        return lo, hi
+
+    @classmethod
+    def length_bounds(cls, name: str) -> tuple[int, int | None]:
+        """(min_length, max_length or None) of the str field ``name``."""
+        lo, hi = 0, None
+        for c in cls.model_fields[name].metadata:
+            if isinstance(c, annotated_types.MinLen):
+                lo = c.min_length
+            elif isinstance(c, annotated_types.MaxLen):
+                hi = c.max_length
+        return lo, hi
+
+    @classmethod
     def trusted(cls, values: dict[str, Any]) -> Self:
         """A message from values this process computed and already checked, without
         validation (about 3x cheaper than the constructor).
@@ -243,6 +278,10 @@ _IMMUTABLE = (type(None), bool, int, float, str, bytes, tuple, frozenset)
 _new = object.__new__
 _setattr = object.__setattr__
 _INF = math.inf
+
+
+def _as_int(bound: Any) -> int:
+    return int(bound)
 
 
 def float_reprs(values: list[float] | tuple[float, ...]) -> list[str]:
@@ -557,6 +596,32 @@ class Watermark(Message):
     producer: str
     wm_ns: int = Field(ge=0, le=MAX_NS)
     wall_ns: int = Field(default=0, ge=0, le=MAX_NS)
+
+
+def id_checker(*classes: type[Message]) -> Callable[[int, str, int], bool]:
+    """``valid(trace_ts_ns, symbol, ts_ns)``: what validation of every one of
+    ``classes`` checks of those three fields, for paths that build messages with
+    ``trusted``; the limits are read from the models, so they cannot drift."""
+    trace = [c.int_bounds("trace_ts_ns") for c in classes]
+    ts = [c.int_bounds("ts_ns") for c in classes]
+    sym = [c.length_bounds("symbol") for c in classes]
+    trace_lo, trace_hi = max(b[0] for b in trace), min(b[1] for b in trace)
+    ts_lo, ts_hi = max(b[0] for b in ts), min(b[1] for b in ts)
+    sym_lo = max(b[0] for b in sym)
+    sym_hi = min((b[1] for b in sym if b[1] is not None), default=None)
+    sym_hi_ = sym_hi if sym_hi is not None else MAX_NS
+
+    def valid(trace_ts_ns: int, symbol: str, ts_ns: int) -> bool:
+        return (
+            type(trace_ts_ns) is int
+            and type(ts_ns) is int
+            and type(symbol) is str
+            and trace_lo <= trace_ts_ns <= trace_hi
+            and ts_lo <= ts_ns <= ts_hi
+            and sym_lo <= len(symbol) <= sym_hi_
+        )
+
+    return valid
 
 
 def watermark_stream(producer: str) -> str:

@@ -12,7 +12,6 @@ from execution's ``edgebus:execution:positions``. A breaker that trips publishes
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import orjson
@@ -43,11 +42,6 @@ MAX_NOTIONAL_USD = 1e15  # past any book: a fill beyond it is bad input
 # The remembered fill ids, oldest first: appended per batch rather than rewritten with
 # the state (5,000 ids are 135 kB of JSON, and most batches add none or a few).
 FILLS_KEY = f"{KEY_PREFIX}:risk:fills"
-
-# RiskDecision(**fields), validated the same way (pydantic-core's validator of the model).
-_validate_decision: Callable[[dict[str, Any]], RiskDecision] = (
-    RiskDecision.__pydantic_validator__.validate_python
-)
 
 
 class RiskHarmoniser(Service[RiskParams]):
@@ -177,7 +171,7 @@ class RiskHarmoniser(Service[RiskParams]):
         # One per signal: validated from a dict (the same checks as RiskDecision(...),
         # without the keyword-argument layer, which costs as much as the validation).
         out.emit(
-            _validate_decision(
+            RiskDecision.checked(
                 {
                     "trace_ts_ns": sig.trace_ts_ns,
                     "symbol": d.symbol,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import orjson
@@ -60,9 +59,6 @@ from shared.service import Service
 # Telemetry's own trade ledger, written with the acks of the fills that changed it, so
 # a restart neither loses nor double-counts a fill.
 LEDGER_KEY = f"{KEY_PREFIX}:telemetry:ledger"
-# Event(**fields), validated the same way (pydantic-core's validator of the model),
-# without the keyword-argument layer, which costs as much as the validation.
-_validate_event: Callable[[dict[str, Any]], Event] = Event.__pydantic_validator__.validate_python
 PORTFOLIO = tm.PORTFOLIO
 TS_METRICS = ("edge_blended_bps", "position_size_usd", "var_pct", "pnl_usd")
 
@@ -268,7 +264,7 @@ class Telemetry(Service[TelemetryConfig]):
                 ).inc(usd)
         if result.closed is not None:
             self.writes.count(tm.TRADES_CLOSED_TOTAL, fill.symbol)
-        event = _validate_event(
+        event = Event.checked(
             {
                 "trace_ts_ns": fill.trace_ts_ns,
                 "symbol": fill.symbol,

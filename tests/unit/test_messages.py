@@ -125,3 +125,26 @@ def test_order_side_must_be_buy_or_sell() -> None:
                 "decision_price": "1",
             }
         )
+
+
+@given(
+    st.one_of(st.integers(-(2**64), 2**64), st.just(True), st.just(1.0)),
+    st.text(max_size=70),
+    st.one_of(st.integers(-(2**64), 2**64), st.just(False)),
+)
+def test_id_checker_says_what_validation_says(
+    trace_ts_ns: object, symbol: str, ts_ns: object
+) -> None:
+    from pydantic import ValidationError
+
+    from shared.messages import Features, Tick, id_checker
+
+    valid = id_checker(Tick, Features)
+    base = {"bid": 1.0, "ask": 1.0, "bid_size": 0.0, "ask_size": 0.0}
+    try:
+        Tick.checked({**base, "trace_ts_ns": trace_ts_ns, "symbol": symbol, "ts_ns": ts_ns})
+        ok = True
+    except ValidationError:
+        ok = False
+    exact = type(trace_ts_ns) is int and type(ts_ns) is int  # trusted wants exact types
+    assert valid(trace_ts_ns, symbol, ts_ns) == (ok and exact)  # type: ignore[arg-type]

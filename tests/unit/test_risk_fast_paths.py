@@ -285,8 +285,6 @@ def test_a_new_config_or_a_new_name_is_sized_with_its_own_caps() -> None:
 
 
 def test_decisions_are_validated_like_the_constructor() -> None:
-    from services.risk_harmoniser.service import _validate_decision
-
     fields = {
         "trace_ts_ns": T0,
         "symbol": "BTC-USD",
@@ -302,13 +300,13 @@ def test_decisions_are_validated_like_the_constructor() -> None:
         "cost_bps": 1.25,
         "portfolio_var_pct": 0.5,
     }
-    got = _validate_decision(fields)
+    got = RiskDecision.checked(fields)
     want = RiskDecision(**fields)  # type: ignore[arg-type]
     assert type(got) is RiskDecision and got == want
     assert list(got.to_fields().items()) == list(want.to_fields().items())
     for bad in ({"cost_bps": math.inf}, {"action": "maybe"}, {"ts_ns": 0}):
         with pytest.raises(ValidationError):
-            _validate_decision({**fields, **bad})
+            RiskDecision.checked({**fields, **bad})
         with pytest.raises(ValidationError):
             RiskDecision(**{**fields, **bad})  # type: ignore[arg-type]
 
