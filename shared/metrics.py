@@ -61,10 +61,14 @@ TRADING_HALTED = Gauge("edgebus_trading_halted", "1 while trading is halted", ["
 # Event time (shared/merge.py): how far each input's producer is complete, how far this
 # service's own outputs are, what waits, and when a dead upstream was stepped over.
 WATERMARK_NS = Gauge(
-    "edgebus_watermark_ns", "Event time an upstream's output is complete through", ["service", "upstream"]
+    "edgebus_watermark_ns",
+    "Event time an upstream's output is complete through",
+    ["service", "upstream"],
 )
 OUT_WATERMARK_NS = Gauge(
-    "edgebus_out_watermark_ns", "Event time this service's outputs are complete through", ["service"]
+    "edgebus_out_watermark_ns",
+    "Event time this service's outputs are complete through",
+    ["service"],
 )
 HELD_ENTRIES = Gauge(
     "edgebus_held_entries", "Entries read but waiting for their inputs' watermarks", ["service"]

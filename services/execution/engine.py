@@ -15,9 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import OrderedDict, deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from services.execution import fill_model as fm
 from services.execution.config import ExecutionConfig
@@ -37,14 +35,6 @@ from shared.messages import Fill, Order, Position, Rejection, Side, Tick
 HALT_REASON = "cancelled:trading_halted"
 MIN_PRICE = 1e-12  # below it, a price is not a price (bps of it overflow)
 MAX_NOTIONAL_USD = 1e15
-
-# Fill(**fields) and Position(**fields), validated the same way (pydantic-core's
-# validator of the model), without the keyword-argument layer, which costs as much as
-# the validation: one of each per fill.
-_validate_fill: Callable[[dict[str, Any]], Fill] = Fill.__pydantic_validator__.validate_python
-_validate_position: Callable[[dict[str, Any]], Position] = (
-    Position.__pydantic_validator__.validate_python
-)
 
 
 def fill_id(order_id: str, seq: int) -> str:
@@ -311,7 +301,7 @@ class ExecutionEngine:
         out.books.add(w.symbol)
         out.account_changed = True
         out.fills.append(
-            _validate_fill(
+            Fill.checked(
                 {
                     "trace_ts_ns": w.trace_ts_ns,
                     "fill_id": fill_id(w.order_id, w.fill_seq),
@@ -393,7 +383,7 @@ class ExecutionEngine:
         total = total_pnl_usd(self.books)
         self.last_snapshot_ns[symbol] = ts_ns
         out.positions.append(
-            _validate_position(
+            Position.checked(
                 {
                     "trace_ts_ns": trace_ts_ns,
                     "symbol": symbol,

@@ -43,7 +43,7 @@ from services.feature_bus.indicators import (
     VarianceRate,
     WindowMean,
 )
-from shared.messages import MAX_NS, SCHEMA_VERSION, Features, Regime, Tick
+from shared.messages import SCHEMA_VERSION, Features, Regime, Tick, id_checker
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -270,13 +270,6 @@ class FeatureState:
         return Features(**fields)
 
 
-def valid_ids(trace_ts_ns: int, symbol: str, ts_ns: int) -> bool:
-    """What validation checks of the fields every Tick and Features carry."""
-    return (
-        type(trace_ts_ns) is int
-        and type(ts_ns) is int
-        and type(symbol) is str
-        and 0 <= trace_ts_ns <= MAX_NS
-        and 0 < ts_ns <= MAX_NS
-        and 0 < len(symbol) <= 64
-    )
+# What validation checks of the fields every Tick and Features carry, derived from the
+# models (a changed limit cannot drift from a hand copy).
+valid_ids = id_checker(Tick, Features)

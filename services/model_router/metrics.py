@@ -48,7 +48,6 @@ MODEL_BRIER = Gauge(
 OUTCOMES_PENDING = Gauge(
     "model_router_outcomes_pending_entries", "Predictions waiting for their horizon to elapse"
 )
-ROUTE_CACHE = Gauge("model_router_route_cache_entries", "Symbols in the routing cache")
 
 
 class Bound:

@@ -20,25 +20,17 @@ Seed 004 formulas, with units made explicit:
 
 from __future__ import annotations
 
-import re
 from typing import ClassVar, Protocol, get_args, runtime_checkable
 
-from shared.messages import Features, Regime
+from shared.messages import (
+    Features,
+    Regime,
+    horizon_ns,  # noqa: F401  (re-exported: the router and tests use it)
+)
 
 Prediction = tuple[float, float]  # (edge_bps, confidence in [0, 1])
 
 ALL_REGIMES: frozenset[str] = frozenset(get_args(Regime))
-
-_HORIZON = re.compile(r"^(\d+)(ms|s|m|h|d)$")
-_UNIT_NS = {"ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3_600 * 10**9, "d": 86_400 * 10**9}
-
-
-def horizon_ns(horizon: str) -> int:
-    """'250ms' / '30s' / '1m' / '4h' / '1d' -> nanoseconds (ValueError when malformed)."""
-    m = _HORIZON.match(horizon)
-    if m is None:
-        raise ValueError(f"bad horizon {horizon!r}: expected <int><ms|s|m|h|d>, e.g. 1m")
-    return int(m.group(1)) * _UNIT_NS[m.group(2)]
 
 
 @runtime_checkable

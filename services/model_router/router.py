@@ -30,7 +30,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.model_router.config import RouterRules
-from services.model_router.consensus import Consensus, ScoreGate, Vote, VoteHistory, consensus
+from services.model_router.consensus import (
+    Consensus,
+    ScoreGate,
+    Vote,
+    VoteHistory,
+    _sign,
+    consensus,
+)
 from services.model_router.leader import LeaderTracker
 from services.model_router.models import Prediction
 from services.model_router.outcomes import OutcomeBook, Pending
@@ -315,10 +322,6 @@ class Router:
                 for h, c in self.consensus_scores.items()
             },
         }
-
-
-def _sign(x: float) -> float:
-    return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
 
 
 def votes_json(votes: list[Vote], c: Consensus) -> dict[str, Any]:
