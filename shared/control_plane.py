@@ -261,9 +261,17 @@ class ControlPlane(Generic[C]):
 
     # ---- observing -------------------------------------------------------------------
 
+    def observe_interval_s(self) -> float:
+        """How often the observe pass runs (wall clock: monitoring, never a decision)."""
+        return 1.0
+
+    async def on_observe(self) -> None:
+        """A service's own monitoring, once per observe pass (telemetry's XINFO poll)."""
+
     async def _observe(self) -> None:
-        """Every second: consumer lag and pending per input, Redis reachability, and a
-        resync of the trading state (a control message can be missed in a reconnect)."""
+        """Every second: consumer lag and pending per input, Redis reachability, a resync
+        of the trading state (a control message can be missed in a reconnect), then the
+        service's ``on_observe``."""
         while not self.stopping:
             try:
                 self.lag = await self.bus.lag()
@@ -271,13 +279,14 @@ class ControlPlane(Generic[C]):
                     m.CONSUMER_LAG.labels(self.name, stream).set(max(lag, 0))
                     m.CONSUMER_PENDING.labels(self.name, stream).set(pending)
                 await self._sync_trading()
+                await self.on_observe()
                 if not self.redis_ok:
                     self._redis_up(True)
             except TRANSIENT_ERRORS as exc:
                 self._redis_up(False, exc)
             except Exception:
                 self.log.exception("observe failed")
-            await self._sleep(1.0)
+            await self._sleep(self.observe_interval_s())
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """(healthy, details): healthy when the loop beat recently and Redis answers."""

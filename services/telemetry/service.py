@@ -80,7 +80,6 @@ class Telemetry(Service[TelemetryConfig]):
         ROUTER_SWITCHES,
         DLQ,
     )
-    has_source: ClassVar[bool] = True  # the 1 s poll: stream stats + time series
 
     def __init__(self, config: TelemetryConfig | None = None) -> None:
         super().__init__(config)
@@ -353,24 +352,24 @@ class Telemetry(Service[TelemetryConfig]):
         # The batch is handled again: its writes come again then (counted once).
         self.writes.discard()
 
-    # ---- the 1 s poll ------------------------------------------------------------------
+    # ---- the 1 s poll (the runtime's observe pass) --------------------------------------
 
-    async def run_source(self) -> None:
+    def observe_interval_s(self) -> float:
+        return float(self.config.poll_interval_s)
+
+    async def on_observe(self) -> None:
         """Stream lengths and group lags (XINFO), then the time-series samples."""
-        streams = tuple(STREAMS)
-        while not self.stopping:
-            lengths, groups = await poll(self.r, streams)
-            for stream, n in lengths.items():
-                self.child(tm.STREAM_LENGTH, stream).set(n)
-            for g in groups:
-                if g.lag is not None:
-                    self.child(tm.STREAM_GROUP_LAG, g.stream, g.group).set(g.lag)
-                self.child(tm.STREAM_GROUP_PENDING, g.stream, g.group).set(g.pending)
-            if self.ts.enabled:
-                now_ms = time.time_ns() // 1_000_000
-                samples: list[Sample] = [(m, s, now_ms, v) for (m, s), v in self.gauges.items()]
-                await self.ts.write(self.r, samples)
-            await self._sleep(self.config.poll_interval_s)
+        lengths, groups = await poll(self.r, tuple(STREAMS))
+        for stream, n in lengths.items():
+            self.child(tm.STREAM_LENGTH, stream).set(n)
+        for g in groups:
+            if g.lag is not None:
+                self.child(tm.STREAM_GROUP_LAG, g.stream, g.group).set(g.lag)
+            self.child(tm.STREAM_GROUP_PENDING, g.stream, g.group).set(g.pending)
+        if self.ts.enabled:
+            now_ms = time.time_ns() // 1_000_000  # monitoring samples: wall clock
+            samples: list[Sample] = [(m, s, now_ms, v) for (m, s), v in self.gauges.items()]
+            await self.ts.write(self.r, samples)
 
     def health_details(self) -> dict[str, Any]:
         return {
