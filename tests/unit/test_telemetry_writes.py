@@ -12,6 +12,7 @@ from services.telemetry import metrics as tm
 from services.telemetry.service import Telemetry
 from shared.bus import Entry, Outbox
 from shared.messages import Message, RiskDecision, Signal
+from shared.testing import Harness
 
 pytestmark = pytest.mark.monitoring
 
@@ -59,10 +60,11 @@ def _decision(symbol: str, edge: float, state: str, pvar: float) -> RiskDecision
 
 
 def _batch(svc: Telemetry, msgs: list[Message]) -> None:
-    out = Outbox()
-    for k, msg in enumerate(msgs):
-        svc.on_message(Entry(msg.STREAM, f"{T0 // 10**6}-{k}", {}, msg), out)
-    svc.on_batch_end(out)
+    """``msgs`` as one batch of telemetry, through the in-memory harness."""
+    h = Harness([svc])
+    for msg in msgs:
+        h.feed(msg.STREAM, [msg])
+    h.run()
 
 
 def test_a_batch_leaves_the_values_of_writes_per_message() -> None:
