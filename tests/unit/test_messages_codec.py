@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from shared.codec import _validation_reason
 from shared.messages import (
     STREAMS,
     DecodeError,
@@ -26,7 +27,6 @@ from shared.messages import (
     RiskDecision,
     Signal,
     Tick,
-    _validation_reason,
     float_reprs,
 )
 from tests.unit.test_fuzz_decoders import VALID, mutated_entry
