@@ -131,7 +131,8 @@ class Entry:
 
 @dataclass(slots=True)
 class Outbox:
-    """What handling one batch produces; written with the batch's acks in one MULTI/EXEC."""
+    """What handling one batch produces; written with the batch's acks in one atomic
+    command (the commit script, or MULTI/EXEC when it has state writes)."""
 
     messages: list[tuple[str, Message]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
