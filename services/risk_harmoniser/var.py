@@ -25,6 +25,10 @@ from operator import mul
 
 Matrix = Sequence[Sequence[float]]
 
+# A daily variance below this (a daily volatility under 1e-15) is none: dividing by it
+# overflows (found by a property test with a subnormal variance, 9e-323).
+_NO_VARIANCE = 1e-30
+
 
 def quad_form(w: Sequence[float], cov: Matrix) -> float:
     """w^T C w, plain floats (C-level map/sum: faster than numpy below ~30 names)."""
@@ -56,7 +60,7 @@ def var_interval(
     b = cw[i] - a * x  # sum over j != i
     c = sum(map(mul, w, cw)) - 2.0 * x * b - a * x * x  # the others' variance
     d = (limit_usd / z) ** 2 * (1.0 - 1e-9)  # a hair inside, against rounding
-    if a <= 0.0:
+    if a <= _NO_VARIANCE:  # a subnormal variance is no variance: its roots overflow
         return (-math.inf, math.inf) if c <= d else (1.0, -1.0)
     disc = b * b - a * (c - d)
     if disc < 0.0:
