@@ -14,11 +14,18 @@ from pathlib import Path
 
 import pytest
 import redis
+from hypothesis import settings
 from redis.asyncio import Redis
 
 from shared.embedded_redis import EmbeddedRedis, find_redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Property tests draw the same examples on every run (``make test`` and CI give one
+# answer, and a failure replays as it was); HYPOTHESIS_PROFILE=explore draws new ones.
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture(scope="session", autouse=True)
