@@ -55,10 +55,13 @@ def var_interval(
     q(t) = a t^2 + 2 b t + c, a = C_ii, b = sum_{j!=i} C_ij w_j, c = the rest.
     Returns (lo, hi); lo > hi when no position of i meets the limit."""
     a = cov[i][i]
-    x = w[i]
-    cw = [sum(map(mul, row, w)) for row in cov]  # C w, once for b and w^T C w
-    b = cw[i] - a * x  # sum over j != i
-    c = sum(map(mul, w, cw)) - 2.0 * x * b - a * x * x  # the others' variance
+    # b and c over the others directly: w with name i at 0 (subtracting name i's terms
+    # from w^T C w cancelled catastrophically when its position dwarfs the others')
+    others = list(w)
+    others[i] = 0.0
+    co = [sum(map(mul, row, others)) for row in cov]  # C w_others
+    b = co[i]  # sum over j != i of C_ij w_j
+    c = sum(map(mul, others, co))  # the others' variance
     d = (limit_usd / z) ** 2 * (1.0 - 1e-9)  # a hair inside, against rounding
     if a <= _NO_VARIANCE:  # a subnormal variance is no variance: its roots overflow
         return (-math.inf, math.inf) if c <= d else (1.0, -1.0)
