@@ -11,7 +11,6 @@ feature that peeks ahead, e.g. through shared state.)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from rich.console import Console
 
@@ -20,15 +19,10 @@ from shared.config import ComponentConfig
 from shared.messages import Message, RawQuote
 
 CUTS = (0.25, 0.5, 0.75)
-_SKIP = {"v", "trace_ts_ns"}
 
 
-def _rows(msgs: Sequence[Message], until_ns: int) -> list[dict[str, Any]]:
-    return [
-        {k: v for k, v in m.to_fields().items() if k not in _SKIP}
-        for m in msgs
-        if getattr(m, "ts_ns", 0) <= until_ns
-    ]
+def _rows(msgs: Sequence[Message], until_ns: int) -> list[dict[str, str]]:
+    return [runner.entry_fields(m) for m in msgs if getattr(m, "ts_ns", 0) <= until_ns]
 
 
 def find_changes(

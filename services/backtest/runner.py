@@ -189,6 +189,12 @@ def _columns(cls: type[Message]) -> list[str]:
     return [name for name in cls.model_fields if name not in _SKIP]
 
 
+def entry_fields(msg: Message) -> dict[str, str]:
+    """An entry's fields as its stream carries them, without ``v`` and the wall-clock
+    ``trace_ts_ns``: what the CSVs hold, and what parity and the lookahead check compare."""
+    return {k: str(v) for k, v in msg.to_fields().items() if k not in _SKIP}
+
+
 def write_stream_csv(path: Path, cls: type[Message], rows: Sequence[Message]) -> None:
     """One row per entry, the entry's fields as the stream carries them."""
     cols = _columns(cls)
@@ -196,7 +202,7 @@ def write_stream_csv(path: Path, cls: type[Message], rows: Sequence[Message]) ->
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(cols)
         for msg in rows:
-            fields = msg.to_fields()
+            fields = entry_fields(msg)
             w.writerow([fields.get(c, "") for c in cols])
 
 

@@ -10,8 +10,6 @@ carries it, except ``v`` and the wall-clock ``trace_ts_ns``.
 from __future__ import annotations
 
 import csv
-import os
-import random
 import signal
 import subprocess
 import sys
@@ -25,14 +23,13 @@ import requests
 from services import SERVICE_NAMES
 from services.backtest import runner
 from services.feature_bus.config import FeatureBusConfig
-from shared.http import DEFAULT_PORTS
 from shared.messages import FILLS, ORDERS, Fill, Message, Order
+from tests.e2e.conftest import port
 from tests.support import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 ROOT = Path(__file__).resolve().parents[2]
-SKIP = {"v", "trace_ts_ns"}
 
 
 def write_quotes_csv(path: Path, n: int, seed: int = 7) -> None:
@@ -59,14 +56,14 @@ def backtest(path: Path, preset: str | None = None) -> runner.Result:
 
 
 def as_rows(msgs: list[Message]) -> list[dict[str, Any]]:
-    return [{k: str(v) for k, v in m.to_fields().items() if k not in SKIP} for m in msgs]
+    return [runner.entry_fields(m) for m in msgs]
 
 
 def stream_rows(r: redis.Redis, stream: str, cls: type[Message]) -> list[dict[str, Any]]:
     out = []
     for _, fields in r.xrange(stream):
         msg = cls.from_fields({k.decode(): v.decode() for k, v in fields.items()})
-        out.append({k: str(v) for k, v in msg.to_fields().items() if k not in SKIP})
+        out.append(runner.entry_fields(msg))
     return out
 
 
@@ -79,26 +76,14 @@ def first_difference(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> str:
 
 
 @pytest.fixture
-def stack_env(redis_url: str, tmp_path: Path) -> dict[str, str]:
-    offset = random.randint(200, 2000) * 10
-    return dict(
-        os.environ,
-        REDIS_URL=redis_url,
-        EDGEBUS_SOURCE="replay",
-        EDGEBUS_PORT_OFFSET=str(offset),
-        EDGEBUS_HOME=str(ROOT),
-        EDGEBUS_RUN_DIR=str(tmp_path / "run"),
-        PYTHONUNBUFFERED="1",
-    )
+def stack_env(stack_env: dict[str, str]) -> dict[str, str]:
+    return dict(stack_env, EDGEBUS_SOURCE="replay")  # the replay is the only source
 
 
 def _all_healthy(env: dict[str, str]) -> bool:
-    offset = int(env["EDGEBUS_PORT_OFFSET"])
     for name in SERVICE_NAMES:
         try:
-            resp = requests.get(
-                f"http://127.0.0.1:{DEFAULT_PORTS[name] + offset}/health", timeout=1
-            )
+            resp = requests.get(f"http://127.0.0.1:{port(env, name)}/health", timeout=1)
         except requests.RequestException:
             return False
         if resp.status_code != 200:

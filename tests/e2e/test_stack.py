@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import random
 import signal
 import subprocess
 import sys
@@ -19,30 +17,13 @@ import requests
 
 from services import SERVICE_NAMES, service_class
 from shared.config import load_file
-from shared.http import DEFAULT_PORTS
+from tests.e2e.conftest import port
 from tests.support import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 ROOT = Path(__file__).resolve().parents[2]
 STREAMS = ("md.ticks", "features", "signals", "orders", "fills")
-
-
-@pytest.fixture
-def stack_env(redis_url: str, tmp_path: Path) -> dict[str, str]:
-    offset = random.randint(200, 2000) * 10
-    return dict(
-        os.environ,
-        REDIS_URL=redis_url,
-        EDGEBUS_PORT_OFFSET=str(offset),
-        EDGEBUS_HOME=str(ROOT),
-        EDGEBUS_RUN_DIR=str(tmp_path / "run"),
-        PYTHONUNBUFFERED="1",
-    )
-
-
-def port(env: dict[str, str], name: str) -> int:
-    return DEFAULT_PORTS[name] + int(env["EDGEBUS_PORT_OFFSET"])
 
 
 def all_pending(r: redis.Redis) -> dict[str, int]:
