@@ -112,7 +112,7 @@ class ConsensusParams(Frozen):
     """Consensus and switch-log knobs (seed 003 §1 as quoted in issue 4)."""
 
     half_life_s: float = Field(default=300.0, gt=0, description="reliability half-life of a vote")
-    k: float = Field(default=1.0, ge=0, description="gate: |S| > k * rolling_std(S)")
+    k: float = Field(default=0.75, ge=0, description="gate: |S| > k * rolling_std(S) (seed 003 §1)")
     window: int = Field(default=100, ge=2, le=100_000, description="rolling_std window (scores)")
     min_samples: int = Field(default=20, ge=2, description="scores before the gate can open")
     penalty_lambda: float = Field(default=1.0, ge=0, description="pull towards base weights")
