@@ -92,6 +92,13 @@ class EventTime:
         come until this service has written something that asks for it."""
         return -1
 
+    def source_clock_ns(self) -> int:
+        """For a live source: the event time its clock has reached, through which it
+        promises no more output (0: none; its time moves with its data only, as replay's
+        and the synthetic market's). The heartbeat writes it while the source is idle, so
+        timers downstream fire while a live feed is silent."""
+        return 0
+
     def lookahead_ns(self, stream: str) -> int | None:
         """How long after an entry of ``stream`` its earliest output can be (None: it
         never causes one). Part of the watermark this service promises."""
@@ -219,13 +226,19 @@ class EventTime:
 
     async def _heartbeat(self) -> None:
         """While idle, repeat the watermark: downstream services know this one is alive
-        (and a source's last watermark is not lost with a reader's restart)."""
+        (and a source's last watermark is not lost with a reader's restart). A live
+        source's watermark moves on with its clock (``source_clock_ns``) meanwhile."""
         while not self.stopping:
             every_s = self.config.bus.heartbeat_ms / 1000
             await self._sleep(every_s)
             if self.stopping or time.monotonic() - self._wm_wall < every_s:
                 continue
-            note = Watermark(producer=self.name, wm_ns=self._wm_out, wall_ns=time.time_ns())
+            wm = min(max(self._wm_out, self.source_clock_ns()), MAX_NS)
+            note = Watermark(producer=self.name, wm_ns=wm, wall_ns=time.time_ns())
             with contextlib.suppress(*TRANSIENT_ERRORS):
                 await self.bus.publish([(self.wm_stream, note)])
                 self._wm_wall = time.monotonic()
+                if wm > self._wm_out:  # the source's clock moved its watermark
+                    self._wm_source = max(self._wm_source, wm)
+                    self._wm_out = wm
+                    self._m_out_wm.set(wm)

@@ -105,6 +105,12 @@ class WebsocketParams(Frozen):
     backoff_initial_s: float = Field(default=0.5, gt=0)
     backoff_max_s: float = Field(default=30.0, gt=0)
     max_batch_quotes: int = Field(default=200, ge=1)
+    # A live feed's clock is the wall clock (a quote's event time is the exchange's
+    # stamp, or its receive time): while the feed is silent or away, feature_bus's
+    # watermark is now minus this, so downstream timers (risk's data-latency breaker)
+    # fire without data. A quote whose exchange stamp is older than this on arrival
+    # comes after that promise: published all the same, and counted as late.
+    allowed_lateness_ms: float = Field(default=250.0, ge=0, le=60_000)
 
     @model_validator(mode="after")
     def _check(self) -> WebsocketParams:

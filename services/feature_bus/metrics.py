@@ -9,12 +9,14 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
+
+from services.feature_bus.quality import FLAG_NAMES
 
 QUOTES = Counter(
     "edgebus_feature_source_quotes_total", "Quotes received, before any check", ["source"]
@@ -26,8 +28,14 @@ FAILURES = Counter(
 )
 FLAGS = Counter(
     "edgebus_feature_quality_flags_total",
-    "Accepted quotes carrying a data-quality flag",
-    ["source", "flag"],
+    "Accepted quotes carrying a data-quality flag, by symbol and flag",
+    ["source", "symbol", "flag"],
+)
+LATE_QUOTES = Counter(
+    "edgebus_feature_source_late_quotes_total",
+    "Live quotes stamped at or before the watermark already promised (older than "
+    "websocket.allowed_lateness_ms on arrival): published, but late downstream",
+    ["source"],
 )
 RECONNECTS = Counter(
     "edgebus_feature_source_reconnects_total", "Connections re-established", ["source"]
@@ -38,7 +46,9 @@ QUALITY_SCORE = Gauge(
     ["source"],
 )
 STALE = Gauge(
-    "edgebus_feature_source_stale", "1 while the source has been silent past its limit", ["source"]
+    "edgebus_feature_source_stale",
+    "1 while the source is degraded: not connected, or a symbol silent past quality.stale_ms",
+    ["source"],
 )
 CONNECTED = Gauge("edgebus_feature_source_connected", "1 while connected", ["source"])
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -79,6 +89,17 @@ class QuoteLatency:
 
 LATENCY = QuoteLatency()
 REGISTRY.register(LATENCY)  # type: ignore[arg-type]
+
+
+def watch_source(source: str, symbols: Iterable[str], problems: Callable[[], list[str]]) -> None:
+    """A source started: its stale gauge reads ``problems`` at each scrape, and its
+    flag counters exist at 0 for every symbol it quotes (a rate over a counter that
+    appears with its first increment misses that increment, and a panel of a clean
+    feed would show no data)."""
+    STALE.labels(source).set_function(lambda: 1.0 if problems() else 0.0)
+    for symbol in symbols:
+        for flag in FLAG_NAMES:
+            FLAGS.labels(source, symbol, flag)
 
 
 def reason_class(reason: str) -> str:

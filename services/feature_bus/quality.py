@@ -41,6 +41,8 @@ from services.feature_bus.config import QualityParams
 from shared.messages import RawQuote
 
 INTERVAL_ALPHA = 0.1
+# Every flag an accepted quote can carry (the dashboard shows each per symbol).
+FLAG_NAMES = ("locked", "stale", "jump", "ffill", "gap")
 
 
 def static_problem(bid: float, ask: float, bid_size: float, ask_size: float) -> str | None:

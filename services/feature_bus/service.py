@@ -59,6 +59,11 @@ class FeatureBus(Service[FeatureBusConfig]):
         self._session_counts: dict[str, dict[str, int]] = {}
         self._lag_checked = 0.0
         self._lag_full = False
+        # The live feed's state for /health (wall clock: liveness, never a decision):
+        # "connecting", "connected", "stale" or "disconnected" (with why), and the
+        # monotonic time of each symbol's last quote (or of the connection).
+        self.feed_state = ("connecting", "")
+        self._heard: dict[str, float] = {}
 
     def on_config(self, config: FeatureBusConfig) -> None:
         config = with_source_override(config)
@@ -115,7 +120,7 @@ class FeatureBus(Service[FeatureBusConfig]):
             dead.append(dead_letter(self.name, entry, outcome.reason))
             return None
         for flag in outcome.flags:
-            fm.FLAGS.labels(q.source, flag).inc()
+            fm.FLAGS.labels(q.source, q.symbol, flag).inc()
         assert outcome.tick is not None and outcome.features is not None
         out.append(outcome.tick)
         out.append(outcome.features)
@@ -199,6 +204,7 @@ class FeatureBus(Service[FeatureBusConfig]):
     async def _run_synthetic(self) -> None:
         """Publish at ``ticks_per_s`` (total), catching up in batches when late. The
         next batch is computed while Redis appends the one before (one in flight)."""
+        fm.watch_source("synthetic", (spec.symbol for spec in self.config.symbols), list)
         started = time.monotonic()
         sent = 0
         landed: Callable[[], Awaitable[None]] | None = None  # the batch in flight
@@ -240,14 +246,30 @@ class FeatureBus(Service[FeatureBusConfig]):
         self._lag_full = await self.bus.max_group_lag(DOWNSTREAM) > limit
         return self._lag_full
 
+    def source_clock_ns(self) -> int:
+        """The live feed's clock, for the heartbeat: its quotes are stamped by the
+        exchange or on receipt, so it is the wall clock, less
+        ``websocket.allowed_lateness_ms`` for quotes still on their way (docs/feature_bus.md,
+        "A live feed's clock"). Replay and the synthetic market have their own event
+        clocks, moved by their data only: 0."""
+        if self.config.source != "websocket" or self.feed is None:
+            return 0
+        return time.time_ns() - int(self.config.websocket.allowed_lateness_ms * 1e6)
+
     async def _run_websocket(self) -> None:
         self.feed = feed = BookTickerFeed(self.config.websocket)
+        self.feed_state, self._heard = ("connecting", ""), {}
         fm.CONNECTED.labels(WS_SOURCE).set(0)
+        fm.watch_source(WS_SOURCE, self.config.websocket.symbols.values(), self.feed_problems)
         async for ev in feed.events():
             if self.stopping or self.config.source != "websocket":
                 return
             if ev.kind == "quote" and ev.quote is not None:
-                await (await self._emit([ev.quote]))()
+                q = ev.quote
+                self._heard[q.symbol] = time.monotonic()
+                if q.ts_ns <= self._wm_out:  # behind the watermark the clock promised
+                    fm.LATE_QUOTES.labels(WS_SOURCE).inc()
+                await (await self._emit([q]))()
             elif ev.kind == "bad_frame":
                 fm.QUOTES.labels(WS_SOURCE).inc()
                 fm.FAILURES.labels(WS_SOURCE, fm.reason_class(ev.reason)).inc()
@@ -255,17 +277,49 @@ class FeatureBus(Service[FeatureBusConfig]):
                 await self.publish([(DLQ, dead_letter(self.name, entry, ev.reason))])
                 self.dead_lettered += 1
             elif ev.kind == "connected":
+                self.feed_state = ("connected", "")
+                now = time.monotonic()  # silence is counted from the connection
+                self._heard = dict.fromkeys(self.config.websocket.symbols.values(), now)
                 fm.CONNECTED.labels(WS_SOURCE).set(1)
-                fm.STALE.labels(WS_SOURCE).set(0)
                 if feed.reconnects:
                     fm.RECONNECTS.labels(WS_SOURCE).inc()
                 self.log.info("websocket connected to %s", self.config.websocket.url)
             elif ev.kind == "stale":
-                fm.STALE.labels(WS_SOURCE).set(1)
+                self.feed_state = ("stale", ev.reason)
                 self.log.warning("websocket stale: %s; reconnecting", ev.reason)
             elif ev.kind == "disconnected":
+                self.feed_state = ("disconnected", ev.reason)
                 fm.CONNECTED.labels(WS_SOURCE).set(0)
                 self.log.warning("websocket disconnected: %s", ev.reason)
+
+    def feed_problems(self) -> list[str]:
+        """Why the live feed is degraded, empty when it is not: the websocket is not
+        connected (or was found stale), or a symbol has had no quote for longer than
+        ``quality.stale_ms``. The synthetic market and replay are never stale: their
+        time moves with their data."""
+        if self.config.source != "websocket" or self.feed is None:
+            return []
+        state, why = self.feed_state
+        if state != "connected":
+            return [f"websocket {state}" + (f": {why}" if why else "")]
+        limit_s = self.config.quality.stale_ms / 1000
+        now = time.monotonic()
+        return [
+            f"{symbol}: no quote for {now - at:.1f} s (quality.stale_ms {limit_s:g} s)"
+            for symbol, at in sorted(self._heard.items())
+            if now - at > limit_s
+        ]
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """``/health``, "degraded" (with the reasons) while the live feed is stale: the
+        process is alive (HTTP 200, nothing to restart), the data are not."""
+        ok, body = super().health()
+        problems = self.feed_problems()
+        if problems:
+            body["degraded"] = problems
+            if body["status"] == "ok":
+                body["status"] = "degraded"
+        return ok, body
 
     def health_details(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
