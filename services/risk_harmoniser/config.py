@@ -85,11 +85,20 @@ class LimitParams(Frozen):
 
 
 class VarParams(Frozen):
-    sample_ms: float = Field(default=1_000.0, gt=0)
-    ewma_lambda: float = Field(default=0.94, gt=0, lt=1)
+    """The EWMA covariance behind VaR (docs/risk_harmoniser.md "VaR")."""
+
+    sample_ms: float = Field(
+        default=300_000.0, gt=0, description="sampling grid of event time (5 min)"
+    )
+    ewma_lambda: float = Field(
+        default=0.94, gt=0, lt=1, description="decay per day of samples (RiskMetrics)"
+    )
     horizon_s: float = Field(default=86_400.0, gt=0)
     prior_daily_vol_pct: PerClass = PerClass(crypto=5.0, stocks=2.0)
     prior_correlation: float = Field(default=0.3, ge=0, lt=1)
+    clip_sigmas: float = Field(
+        default=4.0, ge=0, description="returns winsorised at this many sigma; 0 = off"
+    )
 
 
 class PretradeParams(Frozen):

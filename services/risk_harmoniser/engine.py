@@ -29,7 +29,12 @@ from services.risk_harmoniser.costs import horizon_s, net_edge_bps, total_cost_b
 from services.risk_harmoniser.limits import Book, Caps, OrderRate, quote_check
 from services.risk_harmoniser.portfolio import Portfolio
 from services.risk_harmoniser.sizing import KellyTracker, SizeInputs, full_size_usd, size
-from services.risk_harmoniser.var import EwmaCovariance, portfolio_var_pct, position_var_pct
+from services.risk_harmoniser.var import (
+    DAY_S,
+    EwmaCovariance,
+    portfolio_var_pct,
+    position_var_pct,
+)
 from shared.control import ControlCommand, TradingState, level_command
 from shared.messages import SIGNALS, Signal
 
@@ -96,8 +101,14 @@ class RiskEngine:
     def __init__(self, p: RiskParams) -> None:
         self.p = p
         self.portfolio = Portfolio(p.equity_usd)
+        v = p.var
         self.cov = EwmaCovariance(
-            p.var.sample_ms / 1000.0, p.var.ewma_lambda, p.var.horizon_s, p.var.prior_correlation
+            v.sample_ms / 1000.0,
+            v.ewma_lambda,
+            v.horizon_s,
+            v.prior_correlation,
+            decay_s=DAY_S,  # ewma_lambda is per day (RiskMetrics' 0.94)
+            clip_sigmas=v.clip_sigmas,
         )
         self.symbols: list[str] = []
         self.quotes: list[Quote] = []
@@ -113,9 +124,31 @@ class RiskEngine:
         self._statics: NameStatics | None = None
 
     def configure(self, p: RiskParams) -> None:
-        """A new config: limits apply at once; learned state (book, covariance) stays."""
+        """A new config: limits apply at once; learned state (book, covariance) stays,
+        the covariance recomputed from its kept returns under new ``var.*`` keys."""
+        old = self.p
         self.p = p
         self.portfolio.starting_equity_usd = p.equity_usd
+        v = p.var
+        priors = [
+            v.prior_daily_vol_pct.of(p.symbol_info(s).asset_class) / 100.0 for s in self.symbols
+        ]
+        n_vols = p.breakers.vol_history
+        if v != old.var or n_vols != old.breakers.vol_history or priors != self.cov.prior_vols:
+            vols = self.cov.rebuild(
+                v.sample_ms / 1000.0,
+                v.ewma_lambda,
+                v.horizon_s,
+                v.prior_correlation,
+                priors,
+                decay_s=DAY_S,
+                clip_sigmas=v.clip_sigmas,
+                keep_vols=n_vols,
+            )
+            self.vol_hist = [brk.VolPercentile(n_vols) for _ in self.symbols]
+            for row in vols:
+                for k, vol in enumerate(row):
+                    self.vol_hist[k].add(vol)
 
     def _index(self, symbol: str) -> int:
         idx = self.cov.index.get(symbol)
@@ -154,12 +187,12 @@ class RiskEngine:
         self.portfolio.marks[symbol] = mid
         if ts_ns > self.now_ns:
             self.now_ns = ts_ns
-        last = self.cov.last_ns
-        # The marks vector only when a covariance sample is due (once per sample_ms).
-        if self.cov.due(self.now_ns) and self.cov.sample(
-            [qq.mid if qq.ts_ns else 0.0 for qq in self.quotes], self.now_ns
-        ):
-            dt_s = (self.now_ns - last) / 1e9 if last else 0.0
+        # A covariance sample closes once every mark of its event time is in (the first
+        # mark of a later time, or a flush before a decision): EwmaCovariance.mark. The
+        # first tick counts as one too (the breakers take the day's start equity there).
+        first = not self.cov.mark_ns
+        if self.cov.mark(i, mid, ts_ns) or first:
+            dt_s = self.cov.period_s
             for k, qq in enumerate(self.quotes):
                 if dt_s > 0:
                     rate = qq.volume_acc_usd / dt_s
@@ -301,6 +334,7 @@ class RiskEngine:
             return None
         i = self._index(sig.symbol)
         self.books[i].add(sig)
+        self.cov.flush(sig.ts_ns)  # the ticks of sig.ts_ns are in: close a due sample
         p = self.p
         # Event time: how far the signal is behind the newest data handled (0 when the
         # inputs come in event-time order; more for an entry that came late).

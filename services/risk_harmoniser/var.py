@@ -1,15 +1,23 @@
 """Parametric VaR with an EWMA covariance of returns (seed 003 §5 as quoted in issue 5;
-RiskMetrics form).
+RiskMetrics Technical Document, 4th ed., 1996, §5.2.1 and Table 5.9).
 
-Marks are sampled every ``sample_s``; r_i = ln(m_i / m_i_prev) * sqrt(sample_s / dt_s)
-(so an irregular gap still counts as one sample), and
+Sampling: the marks of every name as of one event time T, taken once all marks of T are
+in (``mark``: the first mark of a later time; ``flush``: a decision at T or later). A
+sample is due at the first event time in each new bucket of ``sample_s`` (UTC-aligned:
+``T // sample_s > last // sample_s``). Each sample counts as one period of ``sample_s``
+whatever time elapsed (a weekend is one trading-day return, as RiskMetrics counts).
 
-    S <- lambda * S + (1 - lambda) * r r^T                 (per-sample covariance)
-    C  = S * horizon_s / sample_s                          (1-day covariance, sqrt-time)
+    r_k   = ln(m_k(T) / m_k(T_prev))                          (0 for a name without both)
+    lam   = lambda ** (sample_s / decay_s)                   (lambda 0.94 per day: per sample)
+    sd_k  = sqrt(S_kk * sample_s)                             (one sample's sigma, before)
+    r_k  <- clip(r_k, -c sd_k, c sd_k)                         (winsorised; c = clip_sigmas)
+    S    <- lam S + (1 - lam) r r^T / sample_s                (covariance per second)
+    C     = S * horizon_s                                     (horizon covariance, sqrt-time)
 
-S starts from priors: variance (prior_daily_vol)^2 * sample_s / horizon_s and
-correlation ``prior_correlation`` between any two names, so VaR is defined (and
-conservative) before data arrives.
+S starts from priors: variance (prior_daily_vol)^2 / 86,400 per second, correlation
+``prior_correlation`` between any two names, so VaR is defined (and conservative) before
+data arrives. The last ``history`` return vectors are kept, so ``rebuild`` recomputes S
+from the priors under new parameters (a reload applies at once).
 
 For USD positions w and equity E, with z the quantile (1.645 = 95 % one-sided):
 
@@ -20,6 +28,7 @@ For USD positions w and equity E, with z the quantile (1.645 = 95 % one-sided):
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from operator import mul
 
@@ -28,6 +37,10 @@ Matrix = Sequence[Sequence[float]]
 # A daily variance below this (a daily volatility under 1e-15) is none: dividing by it
 # overflows (found by a property test with a subnormal variance, 9e-323).
 _NO_VARIANCE = 1e-30
+DAY_S = 86_400.0
+# Return vectors kept for a rebuild: at 300 s samples and lambda 0.94 a day, 104 days,
+# after which the dropped samples' weight is 0.94^104 = 0.2 %.
+HISTORY_SAMPLES = 30_000
 
 
 def quad_form(w: Sequence[float], cov: Matrix) -> float:
@@ -73,20 +86,39 @@ def var_interval(
 
 
 class EwmaCovariance:
-    """The covariance S of sampled returns; names are added as they appear."""
+    """The covariance S of sampled returns, per second; names are added as they appear.
+
+    ``lam`` is the decay per ``decay_s`` of sampled time (default: per sample); the
+    engine passes lambda per day (``decay_s`` 86,400). ``clip_sigmas`` 0 = no clipping."""
 
     def __init__(
-        self, sample_s: float, lam: float, horizon_s: float, prior_correlation: float
+        self,
+        sample_s: float,
+        lam: float,
+        horizon_s: float,
+        prior_correlation: float,
+        *,
+        decay_s: float | None = None,
+        clip_sigmas: float = 0.0,
+        history: int = HISTORY_SAMPLES,
     ) -> None:
         self.sample_s = sample_s
         self.lam = lam
-        self.scale = horizon_s / sample_s
+        self.decay_s = decay_s or sample_s
+        self.horizon_s = horizon_s
         self.rho = prior_correlation
+        self.clip_sigmas = clip_sigmas
         self.index: dict[str, int] = {}
-        self.cov: list[list[float]] = []
-        self.prev_marks: list[float] = []
-        self.last_ns = 0
-        self.samples = 0
+        self.prior_vols: list[float] = []  # daily, per name
+        self.cov: list[list[float]] = []  # S, fractions^2 per second
+        self.marks: list[float] = []  # the newest mark of each name (0 = none yet)
+        self.prev_marks: list[float] = []  # the marks of the last sample
+        self.mark_ns = 0  # event time of the newest mark
+        self.last_ns = 0  # event time of the last sample
+        self.period_s = 0.0  # event time between the last two samples
+        self.samples = 0  # updates of S (the first sample only sets the marks)
+        self.history: deque[tuple[float, tuple[float, ...]]] = deque(maxlen=history)
+        self._unreported = False  # a sample closed by flush, not yet told by mark
         self._daily: tuple[tuple[float, ...], ...] = ()
 
     def add(self, symbol: str, prior_daily_vol: float) -> int:
@@ -94,57 +126,139 @@ class EwmaCovariance:
         idx = self.index.get(symbol)
         if idx is not None:
             return idx
-        idx = len(self.cov)
+        idx = len(self.prior_vols)
         self.index[symbol] = idx
-        var = prior_daily_vol**2 / self.scale
-        for j, row in enumerate(self.cov):
-            c = self.rho * math.sqrt(max(0.0, row[j]) * var)
-            row.append(c)
-        self.cov.append([*(self.cov[j][idx] for j in range(idx)), var])
+        self.prior_vols.append(prior_daily_vol)
+        self.marks.append(0.0)
         self.prev_marks.append(0.0)
-        self._daily = ()
+        self._add_prior(idx)
         return idx
 
+    def _add_prior(self, idx: int) -> None:
+        """Row and column ``idx`` of S from the prior (correlation rho with the others)."""
+        var = self.prior_vols[idx] ** 2 / DAY_S
+        for j, row in enumerate(self.cov):
+            row.append(self.rho * math.sqrt(max(0.0, row[j]) * var))
+        self.cov.append([*(self.cov[j][idx] for j in range(idx)), var])
+        self._daily = ()
+
+    # ---- sampling ------------------------------------------------------------------------
+
     def due(self, ts_ns: int) -> bool:
-        """Would ``sample`` at ``ts_ns`` take a sample?"""
-        return not self.last_ns or (ts_ns - self.last_ns) / 1e9 >= self.sample_s
+        """Is a sample due at event time ``ts_ns`` (the first time in a new bucket)?"""
+        if not self.last_ns:
+            return True
+        step_ns = max(1, round(self.sample_s * 1e9))
+        return ts_ns // step_ns > self.last_ns // step_ns
+
+    def mark(self, idx: int, mid: float, ts_ns: int) -> bool:
+        """Record name ``idx``'s mark at ``ts_ns``. The first mark of a later time closes
+        the due sample of the marks as of the time before (all its marks are in). True
+        when a sample closed since the last ``mark`` (here, or by a ``flush``): the
+        caller's per-sample work is due. A mark older than the newest enters the next
+        sample."""
+        closed = False
+        if ts_ns > self.mark_ns:
+            if self.mark_ns and self.due(self.mark_ns):
+                closed = self.sample(self.marks, self.mark_ns)
+            self.mark_ns = ts_ns
+        if mid > 0.0:
+            self.marks[idx] = mid
+        closed |= self._unreported
+        self._unreported = False
+        return closed
+
+    def flush(self, ts_ns: int) -> bool:
+        """Before a decision at ``ts_ns``: every mark up to ``ts_ns`` is in, so a due
+        sample of the newest marks' time closes now. True when one closed."""
+        if self.mark_ns and self.mark_ns <= ts_ns and self.due(self.mark_ns):
+            self._unreported = self.sample(self.marks, self.mark_ns)
+            return self._unreported
+        return False
 
     def sample(self, marks: Sequence[float], ts_ns: int) -> bool:
-        """Update S with the returns since the last sample if ``sample_s`` has passed.
-        ``marks`` is index-aligned (0 = unknown). True when a sample was taken."""
-        if self.last_ns and (ts_ns - self.last_ns) / 1e9 < self.sample_s:
+        """Close a sample of ``marks`` (index-aligned, 0 = unknown) at ``ts_ns`` if one is
+        due: update S with the returns since the last sample. True when taken."""
+        if not self.due(ts_ns):
             return False
-        dt_s = (ts_ns - self.last_ns) / 1e9 if self.last_ns else self.sample_s
-        norm = math.sqrt(self.sample_s / max(dt_s, 1e-9))
         n = len(self.cov)
         r = [0.0] * n
         for k in range(n):
             prev, cur = self.prev_marks[k], marks[k] if k < len(marks) else 0.0
             if prev > 0.0 and cur > 0.0:
-                r[k] = math.log(cur / prev) * norm
+                r[k] = math.log(cur / prev)
             if cur > 0.0:
                 self.prev_marks[k] = cur
         if self.last_ns:
-            lam, one = self.lam, 1.0 - self.lam
-            for k in range(n):
-                row, rk = self.cov[k], r[k]
-                for j in range(n):
-                    row[j] = lam * row[j] + one * rk * r[j]
+            self._update(r, self.sample_s)
+            self.history.append((self.sample_s, tuple(r)))
             self.samples += 1
+            self.period_s = (ts_ns - self.last_ns) / 1e9
         self.last_ns = ts_ns
-        self._daily = ()
         return True
+
+    def _update(self, r: Sequence[float], sample_s: float) -> None:
+        """S <- lam S + (1 - lam) x x^T, x = clip(r) / sqrt(sample_s) (module docstring)."""
+        lam = self.lam ** (sample_s / self.decay_s)
+        one, c, cov = 1.0 - lam, self.clip_sigmas, self.cov
+        root = math.sqrt(sample_s)
+        x = []
+        for k, rk in enumerate(r):
+            if c > 0.0:
+                bound = c * math.sqrt(max(0.0, cov[k][k]) * sample_s)
+                rk = min(bound, max(-bound, rk))
+            x.append(rk / root)
+        for k, xk in enumerate(x):
+            row = cov[k]
+            for j, xj in enumerate(x):
+                row[j] = lam * row[j] + one * xk * xj
+        self._daily = ()
+
+    def rebuild(
+        self,
+        sample_s: float,
+        lam: float,
+        horizon_s: float,
+        prior_correlation: float,
+        prior_daily_vols: Sequence[float],
+        *,
+        decay_s: float | None = None,
+        clip_sigmas: float = 0.0,
+        keep_vols: int = 0,
+    ) -> list[tuple[float, ...]]:
+        """New parameters: S recomputed from the new priors over the kept history (each
+        vector with the interval it was sampled at; a new ``sample_s`` applies from the
+        next sample). Returns the horizon vols after each of the last ``keep_vols``
+        replayed samples (for the breakers' vol history), oldest first."""
+        self.sample_s, self.lam, self.horizon_s = sample_s, lam, horizon_s
+        self.decay_s = decay_s or sample_s
+        self.rho, self.clip_sigmas = prior_correlation, clip_sigmas
+        self.prior_vols = list(prior_daily_vols)
+        self.cov = []
+        vols: deque[tuple[float, ...]] = deque(maxlen=keep_vols)
+        for step_s, r in self.history:
+            while len(self.cov) < len(r):  # a name added between these samples
+                self._add_prior(len(self.cov))
+            self._update(r, step_s)
+            if keep_vols:
+                vols.append(tuple(self.daily_vol(k) for k in range(len(r))))
+        while len(self.cov) < len(self.prior_vols):
+            self._add_prior(len(self.cov))
+        self._daily = ()
+        return list(vols)
+
+    # ---- the horizon view ----------------------------------------------------------------
 
     def daily(self) -> tuple[tuple[float, ...], ...]:
         """C: the horizon covariance (fractions^2), cached until the next sample."""
         if len(self._daily) != len(self.cov):
-            s = self.scale
-            self._daily = tuple(tuple(v * s for v in row) for row in self.cov)
+            h = self.horizon_s
+            self._daily = tuple(tuple(v * h for v in row) for row in self.cov)
         return self._daily
 
     def daily_vol(self, idx: int) -> float:
         """sigma of one name over the horizon, as a fraction (0.03 = 3 %)."""
-        return math.sqrt(max(0.0, self.cov[idx][idx] * self.scale))
+        return math.sqrt(max(0.0, self.cov[idx][idx] * self.horizon_s))
 
     def sigma_bps_per_sqrt_s(self, idx: int) -> float:
-        return math.sqrt(max(0.0, self.cov[idx][idx] / self.sample_s)) * 1e4
+        return math.sqrt(max(0.0, self.cov[idx][idx])) * 1e4
