@@ -1,15 +1,21 @@
-"""Each data-quality case with hand-worked numbers (seed 001 §4 as quoted in issue 3)."""
+"""Each data-quality case with hand-worked numbers (seed 001 §4 as quoted in issue 3),
+and the flags' counters and dashboard panels."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
+from prometheus_client import REGISTRY
 
+from services.feature_bus import metrics as fm
 from services.feature_bus.config import FeatureParams, QualityParams
 from services.feature_bus.pipeline import QuotePipeline
-from services.feature_bus.quality import QualityScore, SymbolTrack
-from shared.messages import RawQuote
+from services.feature_bus.quality import FLAG_NAMES, QualityScore, SymbolTrack
+from services.feature_bus.service import FeatureBus
+from shared.config import load_file
+from shared.messages import Message, RawQuote
+from tests.dashboards import load, panels
 
 MS = 1_000_000
 T0 = 1_700_000_000_000 * MS
@@ -126,3 +132,45 @@ def test_nan_survives_the_wire_to_reach_the_gate() -> None:
     raw = q(0, bid=float("nan"))
     back = RawQuote.from_fields({k: str(v) for k, v in raw.to_fields().items()})
     assert math.isnan(back.bid)
+
+
+def test_flagged_quotes_are_counted_per_symbol_and_flag() -> None:
+    svc = FeatureBus(load_file("feature_bus"))  # type: ignore[arg-type]
+    before = _flags("unit", "LOCKED-1", "locked")
+    out: list[Message] = []
+    for ts_ms in (0, 100):
+        locked = q(ts_ms, bid=100.0, ask=100.0, source="unit").model_copy(
+            update={"symbol": "LOCKED-1"}
+        )
+        svc.handle_quote(locked, out, [])
+    assert _flags("unit", "LOCKED-1", "locked") == before + 2
+    assert _flags("unit", "LOCKED-1", "jump") == 0.0
+
+
+def test_a_watched_source_has_every_flag_at_zero_and_a_stale_gauge_read_at_scrape() -> None:
+    problems: list[str] = []
+    fm.watch_source("unit-watched", ["A", "B"], lambda: problems)
+    for symbol in ("A", "B"):
+        for flag in FLAG_NAMES:
+            assert _flags("unit-watched", symbol, flag) == 0.0
+    stale = {"source": "unit-watched"}
+    assert REGISTRY.get_sample_value("edgebus_feature_source_stale", stale) == 0.0
+    problems.append("A: no quote for 2.5 s")
+    assert REGISTRY.get_sample_value("edgebus_feature_source_stale", stale) == 1.0
+
+
+def test_the_edge_risk_dashboard_shows_flags_per_symbol_the_score_and_staleness() -> None:
+    exprs = {
+        p["title"]: [t["expr"] for t in p.get("targets", [])] for p in panels(load("edge-risk"))
+    }
+    flags = " ".join(exprs["Data-quality flags by symbol"])
+    assert "edgebus_feature_quality_flags_total" in flags and "by (symbol, flag)" in flags
+    assert 'symbol=~"$symbol"' in flags
+    score = " ".join(exprs["Quote quality score and feed staleness"])
+    assert "edgebus_feature_source_quality_score_ratio" in score
+    assert "edgebus_feature_source_stale" in score
+
+
+def _flags(source: str, symbol: str, flag: str) -> float:
+    labels = {"source": source, "symbol": symbol, "flag": flag}
+    return REGISTRY.get_sample_value("edgebus_feature_quality_flags_total", labels) or 0.0
