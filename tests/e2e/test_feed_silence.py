@@ -12,6 +12,7 @@ Run: `python -m pytest -q -s tests/e2e/test_feed_silence.py` (about 25 s).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import shutil
@@ -31,6 +32,7 @@ import redis
 import requests
 import yaml
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
 from services import SERVICE_NAMES
 from shared.control import TRADING_KEY
@@ -79,6 +81,10 @@ class Exchange:
             await self._stop.wait()
 
     async def _handler(self, ws: ServerConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):  # the stack stopped: the client left
+            await self._serve(ws)
+
+    async def _serve(self, ws: ServerConnection) -> None:
         await ws.recv()  # the subscription
         await ws.send('{"result": null, "id": 1}')
         u = 0
