@@ -1,5 +1,5 @@
 """Parametric VaR with an EWMA covariance of returns (seed 003 §5 as quoted in issue 5;
-RiskMetrics Technical Document, 4th ed., 1996, §5.2.1 and Table 5.9).
+RiskMetrics Technical Document, 4th ed., 1996, §5.2 and §5.3.2).
 
 Sampling: the marks of every name as of one event time T, taken once all marks of T are
 in (``mark``: the first mark of a later time; ``flush``: a decision at T or later). A
