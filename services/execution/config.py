@@ -5,16 +5,52 @@ Every knob is documented with its formula in docs/execution.md.
 
 from __future__ import annotations
 
+import logging
+from typing import Any, Literal
+
 from pydantic import Field, model_validator
 
 from shared.config import ComponentConfig, Frozen
 
+AssetClass = Literal["crypto", "stocks"]
+log = logging.getLogger("edgebus.config")
+
+
+def renamed_key(data: Any, old: str, new: str, where: str) -> Any:
+    """Accept a deprecated key: log what to write instead; its value is kept only when it
+    is 0 (impact off), since the new key has a new meaning and unit (CHANGELOG.md)."""
+    if not isinstance(data, dict) or old not in data:
+        return data
+    data = dict(data)
+    value = data.pop(old)
+    log.warning(
+        "%s%s is deprecated, write %s%s: the impact is now impact_coeff * sigma_daily_bps"
+        " * sqrt(qty / daily_volume) (seed 001 §6); %s=%r %s",
+        where,
+        old,
+        where,
+        new,
+        old,
+        value,
+        f"-> {new}=0 (impact off)" if value == 0 else f"is ignored, {new} keeps its value",
+    )
+    if value == 0:
+        data[new] = 0.0
+    return data
+
 
 class VenueFees(Frozen):
-    """Fees of one venue in basis points of notional; a negative maker fee is a rebate."""
+    """One fee schedule, bps of notional (seed 003 §4 maker/taker; seed 001 §6 the
+    A-share table): commission (maker or taker; a negative maker fee is a rebate, with no
+    minimum), at least ``min_commission_usd`` per fill when positive; transfer and
+    exchange fees on both sides; ``sell_tax_bps`` (stamp duty) on sells only."""
 
-    taker_fee_bps: float = Field(default=2.0, ge=-50, le=100)
-    maker_fee_bps: float = Field(default=-0.5, ge=-50, le=100, description="negative = rebate")
+    taker_fee_bps: float = Field(default=4.0, ge=-50, le=100, description="seed 003 §4: 4-5")
+    maker_fee_bps: float = Field(default=2.0, ge=-50, le=100, description="seed 003 §4: 2-5")
+    min_commission_usd: float = Field(default=0.0, ge=0, description="per fill, quote ccy")
+    sell_tax_bps: float = Field(default=0.0, ge=0, le=1_000, description="stamp duty, sells")
+    transfer_fee_bps: float = Field(default=0.0, ge=0, le=1_000)
+    exchange_fee_bps: float = Field(default=0.0, ge=0, le=1_000)
 
 
 class StrategyRules(Frozen):
@@ -44,12 +80,23 @@ class StrategyRules(Frozen):
 
 class ExecutionConfig(ComponentConfig):
     venue: str = Field(default="paper", description="fee schedule when a tick's venue has none")
-    taker_fee_bps: float = Field(default=2.0, ge=-50, le=100)
-    maker_fee_bps: float = Field(default=-0.5, ge=-50, le=100, description="negative = rebate")
-    venues: dict[str, VenueFees] = Field(default_factory=dict)
+    taker_fee_bps: float = Field(default=4.0, ge=-50, le=100, description="seed 003 §4: 4-5")
+    maker_fee_bps: float = Field(default=2.0, ge=-50, le=100, description="seed 003 §4: 2-5")
+    venues: dict[str, VenueFees] = Field(
+        default_factory=dict, description="by '<venue>:<asset class>' or '<venue>'"
+    )
+    asset_classes: dict[str, AssetClass] = Field(
+        default_factory=dict, description="symbol -> class; else BASE-QUOTE is crypto"
+    )
     max_quote_age_ms: float = Field(default=5_000.0, gt=0)
     latency_ms: float = Field(default=2.0, ge=0, le=60_000)
-    impact_coef_bps: float = Field(default=10.0, ge=0, le=10_000)
+    impact_coeff: float = Field(default=0.15, ge=0, le=100, description="seed 001 §6")
+    impact_fallback_bps: float = Field(default=5.0, ge=0, le=10_000, description="seed 003 §4")
+    latency_bps_per_10ms: float = Field(default=0.1, ge=0, le=100, description="seed 003 §4")
+    max_daily_participation_pct: float = Field(default=5.0, gt=0, le=100, description="seed 001")
+    volume_half_life_s: float = Field(default=432_000.0, gt=0, description="daily stats")
+    prior_daily_vol_bps: float = Field(default=300.0, gt=0, le=10_000)
+    prior_weight_s: float = Field(default=3_600.0, ge=0)
     max_participation_pct: float = Field(default=50.0, gt=0, le=100)
     quote_history: int = Field(default=512, ge=2, le=100_000)
     order_timeout_ms: float = Field(default=60_000.0, gt=0)
@@ -58,6 +105,11 @@ class ExecutionConfig(ComponentConfig):
     done_orders_max: int = Field(default=200_000, ge=100)
     strategies: StrategyRules = StrategyRules()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        return renamed_key(data, "impact_coef_bps", "impact_coeff", "")
+
     @model_validator(mode="after")
     def _venue_names(self) -> ExecutionConfig:
         for name in self.venues:
@@ -65,9 +117,15 @@ class ExecutionConfig(ComponentConfig):
                 raise ValueError("venues: a venue name must not be empty")
         return self
 
-    def fees_for(self, venue: str) -> VenueFees:
-        """The venue's schedule, else the top-level default."""
-        fees = self.venues.get(venue)
+    def asset_class(self, symbol: str) -> AssetClass:
+        """Configured, else by name as risk does: ``BASE-QUOTE`` pairs are crypto."""
+        return self.asset_classes.get(symbol) or ("crypto" if "-" in symbol else "stocks")
+
+    def fees_for(self, venue: str, symbol: str = "") -> VenueFees:
+        """``venues['<venue>:<asset class>']``, else ``venues['<venue>']``, else the
+        top-level maker/taker default."""
+        fees = self.venues.get(f"{venue}:{self.asset_class(symbol)}") if symbol else None
+        fees = fees or self.venues.get(venue)
         if fees is not None:
             return fees
         return VenueFees(taker_fee_bps=self.taker_fee_bps, maker_fee_bps=self.maker_fee_bps)

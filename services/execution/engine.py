@@ -18,6 +18,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from services.execution import fill_model as fm
+from services.execution import impact
 from services.execution.config import ExecutionConfig
 from services.execution.positions import Account, PositionBook, total_pnl_usd
 from services.execution.quotes import QuoteHistory
@@ -50,6 +51,17 @@ class Completed:
     qty: float
     filled_qty: float
     outcome: str
+    fill_type: fm.FillType = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class CostCheck:
+    """One fill's realised cost beside its order's pre-trade estimate (bps, + = cost):
+    seed 000's daily metric 4, simulator slippage against realised cost."""
+
+    symbol: str
+    predicted_bps: float
+    realised_bps: float
 
 
 @dataclass(slots=True)
@@ -65,6 +77,7 @@ class Outputs:
     books: set[str] = field(default_factory=set)
     equity: list[dict[str, float]] = field(default_factory=list)
     completed: list[Completed] = field(default_factory=list)
+    costs: list[CostCheck] = field(default_factory=list)
     duplicates: int = 0
     account_changed: bool = False
 
@@ -81,6 +94,7 @@ class ExecutionEngine:
         self.recent: dict[str, deque[tuple[int, Side]]] = {}
         self.last_snapshot_ns: dict[str, int] = {}
         self.last_equity_ns = 0
+        self.stats: dict[str, impact.DailyStats] = {}  # the day's volume and volatility
 
     # ---- inputs ------------------------------------------------------------------------
 
@@ -120,7 +134,11 @@ class ExecutionEngine:
         if self.seen(order.order_id):
             out.duplicates += 1  # redelivered: filled, rejected or working already
             return
-        if trading.halted:
+        # Risk's own breakers (reason "breaker:...") gate risk's orders at the source;
+        # here they would act a pub/sub hop late (an order sent just after risk lifted
+        # one refused), and the backtest, which has no pub/sub, would differ.
+        operator = not trading.reason.startswith("breaker:")
+        if trading.halted and operator:
             self._reject_order(order, "trading_halted", out)
             return
         notional_usd = order.qty * order.decision_price
@@ -133,10 +151,11 @@ class ExecutionEngine:
         pos = book.qty if book is not None else 0.0
         signed = order.qty if order.side == "buy" else -order.qty
         reduces = pos != 0 and (signed > 0) != (pos > 0)
-        if (order.reduce_only or trading.state == "REDUCING") and not reduces:
+        reducing = trading.state == "REDUCING" and operator
+        if (order.reduce_only or reducing) and not reduces:
             self._reject_order(order, "reduce_only_would_increase", out)
             return
-        if reduces and (order.reduce_only or trading.state == "REDUCING"):
+        if reduces and (order.reduce_only or reducing):
             order = order.model_copy(update={"qty": min(order.qty, abs(pos))})
         recent = self.recent.setdefault(order.symbol, deque(maxlen=64))
         window_ns = int(self.cfg.strategies.twap_persistent_window_ms * 1e6)
@@ -155,9 +174,29 @@ class ExecutionEngine:
         self._add(w)
         out.working_put[w.order_id] = w
 
+    def market(self, symbol: str) -> fm.Market:
+        """The impact's inputs for ``symbol`` now (V = 0 before its second quote)."""
+        c = self.cfg
+        st = self.stats.get(symbol)
+        if st is None:
+            return fm.Market(0.0, 0.0, c.impact_coeff, c.impact_fallback_bps)
+        return fm.Market(st.daily_volume, st.sigma_daily_bps, c.impact_coeff, c.impact_fallback_bps)
+
+    def _observe(self, tick: Tick) -> None:
+        st = self.stats.get(tick.symbol)
+        if st is None:
+            c = self.cfg
+            st = self.stats[tick.symbol] = impact.DailyStats(
+                c.volume_half_life_s, c.prior_daily_vol_bps, c.prior_weight_s
+            )
+        # A quote without traded volume counts its mean touch size (as feature_bus does).
+        traded = tick.volume if tick.volume is not None else (tick.bid_size + tick.ask_size) / 2
+        st.add(tick.ts_ns, fm.mid_price(tick), traded)
+
     def on_tick(self, tick: Tick, trading: TradingState, out: Outputs) -> None:
         if not self.quotes.add(tick, self.cfg.strategies.volume_ewma_ticks):
             return  # not newer than what we have: the history only moves forward
+        self._observe(tick)
         book = self.books.get(tick.symbol)
         if book is not None:
             # The total over every book only when a new day starts (not on every tick).
@@ -270,7 +309,10 @@ class ExecutionEngine:
         if w.strategy != "flatten" and at_ns - q.ts_ns > self.cfg.max_quote_age_ms * 1e6:
             self._cancel(w, "stale_quote", at_ns, out)
             return
-        priced = act(w, q, self.cfg)
+        m = self.market(w.symbol)
+        if w.acts == 0:
+            self._arrive(w, q, m)
+        priced = act(w, q, self.cfg, m)
         if isinstance(priced, str):
             self._cancel(w, priced, at_ns, out)
             return
@@ -279,15 +321,37 @@ class ExecutionEngine:
         if w.done:
             self._finish(w, "filled", out)
             return
+        if w.cap_qty > 0 and w.filled_qty >= w.cap_qty * (1 - 1e-9):
+            self._cancel(w, "participation_cap", at_ns, out)  # the day's share is used up
+            return
         reschedule(w, at_ns, self.cfg)
         out.working_put[w.order_id] = w
+
+    def _arrive(self, w: WorkingOrder, q: Tick, m: fm.Market) -> None:
+        """At the first act: the order's cap of the day's volume (seed 001 §6; none for
+        the kill switch) and its pre-trade cost estimate on the quote in force."""
+        if w.strategy != "flatten":
+            cap = fm.daily_cap_qty(m, self.cfg.max_daily_participation_pct)
+            w.cap_qty = cap if math.isfinite(cap) else 0.0
+        est = impact.estimate(
+            fm.half_spread_bps(q),
+            w.qty,
+            m.daily_volume,
+            m.sigma_daily_bps,
+            m.coeff,
+            self.cfg.latency_ms,
+            self.cfg.latency_bps_per_10ms,
+            depth=fm.depth(q, w.side),
+            fallback_bps=m.fallback_bps,
+        )
+        w.predicted_bps = est.expected_bps
 
     def _book(self, w: WorkingOrder, p: fm.PricedFill, at_ns: int, out: Outputs) -> None:
         """Turn a priced fill into a Fill, and book it on the position and the account."""
         assert p.quote.ts_ns <= at_ns, "a fill may never use a quote later than its time"
-        fees = self.cfg.fees_for(p.quote.venue)
-        fee_bps = fees.taker_fee_bps if p.liquidity == "taker" else fees.maker_fee_bps
-        fee = fm.fee_usd(p.qty, p.price, fee_bps)
+        fees = self.cfg.fees_for(p.quote.venue, w.symbol)
+        fee = fm.fee_usd(p.qty, p.price, w.side, p.liquidity, fees)
+        fee_bps = fee / (p.qty * p.price) * 1e4
         w.fill_seq += 1
         w.filled_qty += p.qty
         if w.done:
@@ -300,6 +364,8 @@ class ExecutionEngine:
         book.mark = fm.mid_price(newest)
         out.books.add(w.symbol)
         out.account_changed = True
+        slip_bps = fm.slippage_bps(w.side, p.price, w.decision_price)
+        out.costs.append(CostCheck(w.symbol, w.predicted_bps, slip_bps))
         out.fills.append(
             Fill.checked(
                 {
@@ -312,7 +378,7 @@ class ExecutionEngine:
                     "qty": p.qty,
                     "price": p.price,
                     "fee": fee,
-                    "slippage_bps": fm.slippage_bps(w.side, p.price, w.decision_price),
+                    "slippage_bps": slip_bps,
                     "liquidity": p.liquidity,
                     "venue": p.quote.venue,
                     "fill_seq": w.fill_seq,
@@ -344,14 +410,15 @@ class ExecutionEngine:
                 strategy=w.strategy,
             )
         )
-        self._finish(w, "cancelled" if w.filled_qty > 0 else "rejected", out)
+        self._finish(w, "cancelled" if w.filled_qty > 0 else "rejected", out, reason)
 
-    def _finish(self, w: WorkingOrder, outcome: str, out: Outputs) -> None:
+    def _finish(self, w: WorkingOrder, outcome: str, out: Outputs, reason: str = "") -> None:
         self.working.pop(w.order_id, None)
         self.by_symbol.get(w.symbol, {}).pop(w.order_id, None)
         out.working_put.pop(w.order_id, None)
         out.working_del.add(w.order_id)
-        out.completed.append(Completed(w.symbol, w.qty, w.filled_qty, outcome))
+        kind = fm.fill_type(w.qty, w.filled_qty, reason)
+        out.completed.append(Completed(w.symbol, w.qty, w.filled_qty, outcome, kind))
         self._mark_done(w.order_id, outcome, w.decision_ts_ns, out)
 
     def _reject_order(self, order: Order, reason: str, out: Outputs) -> None:
@@ -367,7 +434,7 @@ class ExecutionEngine:
                 filled_qty=0.0,
             )
         )
-        out.completed.append(Completed(order.symbol, order.qty, 0.0, "rejected"))
+        out.completed.append(Completed(order.symbol, order.qty, 0.0, "rejected", "none"))
         self._mark_done(order.order_id, "rejected", order.ts_ns, out)
 
     def _mark_done(self, order_id: str, outcome: str, ts_ns: int, out: Outputs) -> None:

@@ -7,6 +7,8 @@ decision to each fill (seed 002 fill-time SLA as quoted in issue 7).
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 FILLS = Counter(
@@ -66,3 +68,39 @@ PNL_USD = Gauge(
     "edgebus_execution_pnl_usd", "Total PnL (realized + unrealized - fees), USD", ["symbol"]
 )
 DAILY_PNL_USD = Gauge("edgebus_execution_daily_pnl_usd", "Total PnL since 00:00 UTC, USD")
+FILL_TYPES = Counter(
+    "edgebus_execution_fill_types_total",
+    "Orders that left the working set by seed 001 §6 fill type (full, partial, none, expired)",
+    ["symbol", "fill_type"],
+)
+# Seed 000's daily metric 4: the fill model's pre-trade estimate against what each fill
+# cost (both bps of notional against the decision price, positive = cost).
+_COST_BUCKETS = (-20, -10, -5, -2, -1, 0, 0.5, 1, 2, 3, 5, 10, 20, 30, 50, 100)
+PREDICTED_COST_BPS = Histogram(
+    "edgebus_execution_predicted_cost_bps",
+    "Pre-trade cost estimate of each fill's order (half-spread + impact + latency), bps",
+    ["symbol"],
+    buckets=_COST_BUCKETS,
+)
+REALISED_COST_BPS = Histogram(
+    "edgebus_execution_realised_cost_bps",
+    "Realised cost of each fill (its slippage against the decision price), bps",
+    ["symbol"],
+    buckets=_COST_BUCKETS,
+)
+COST_ERROR_BPS = Histogram(
+    "edgebus_execution_cost_error_bps",
+    "Realised minus predicted cost of each fill, bps",
+    ["symbol"],
+    buckets=(-50, -20, -10, -5, -2, -1, -0.5, 0, 0.5, 1, 2, 5, 10, 20, 50),
+)
+
+
+def record_costs(costs: list[Any], completed: list[Any]) -> None:
+    """The engine's ``Outputs.costs`` and ``Outputs.completed`` of one written batch."""
+    for c in costs:
+        PREDICTED_COST_BPS.labels(c.symbol).observe(c.predicted_bps)
+        REALISED_COST_BPS.labels(c.symbol).observe(c.realised_bps)
+        COST_ERROR_BPS.labels(c.symbol).observe(c.realised_bps - c.predicted_bps)
+    for done in completed:
+        FILL_TYPES.labels(done.symbol, done.fill_type).inc()

@@ -111,6 +111,7 @@ class Execution(Service[ExecutionConfig]):
 
     def _record(self, written: list[Outputs]) -> None:
         for o in written:
+            xm.record_costs(o.costs, o.completed)  # predicted vs realised, fill types
             for f in o.fills:
                 self.fills += 1
                 xm.FILLS.labels(f.symbol, f.liquidity, f.strategy).inc()

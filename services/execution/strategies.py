@@ -78,6 +78,10 @@ class WorkingOrder:
     fill_seq: int = 0
     acts: int = 0
     twap_slice: int = 0
+    # Set at arrival from the day's volume (seed 001 §6): at most this much fills in all
+    # (0 = no cap: the volume was not known), and the pre-trade cost estimate, bps.
+    cap_qty: float = 0.0
+    predicted_bps: float = 0.0
     received_wall_ns: int = 0  # unused; kept so working orders saved before still load
 
     @property
@@ -118,13 +122,14 @@ def new_working(order: Order, strategy: Strategy, cfg: ExecutionConfig) -> Worki
     )
 
 
-def act(w: WorkingOrder, q: Tick, cfg: ExecutionConfig) -> fm.PricedFill | str | None:
+def act(w: WorkingOrder, q: Tick, cfg: ExecutionConfig, m: fm.Market) -> fm.PricedFill | str | None:
     """Price one act of ``w`` on quote ``q``: a fill, a rejection reason, or None (no fill
     this time). Sets the limit of converted post-only/iceberg orders on the first act."""
     first = w.acts == 0
     w.acts += 1
-    k = cfg.impact_coef_bps
     cap = fm.participation_cap(q, w.side, cfg.max_participation_pct)
+    if w.cap_qty > 0:  # the order's share of the day's volume (seed 001 §6)
+        cap = min(cap, max(w.cap_qty - w.filled_qty, 0.0))
     want = w.remaining
     if w.strategy == "twap":
         n = cfg.strategies.twap_slices
@@ -133,15 +138,15 @@ def act(w: WorkingOrder, q: Tick, cfg: ExecutionConfig) -> fm.PricedFill | str |
         traded = q.volume if q.volume is not None else fm.depth(q, w.side)
         want = min(want, cfg.strategies.pov_rate_pct / 100.0 * traded)
     elif w.strategy in ("limit", "post_only", "iceberg"):
-        return _act_limit(w, q, cfg, first, cap)
+        return _act_limit(w, q, cfg, m, first, cap)
     qty = min(want, cap)
     if w.strategy == "flatten":
         qty = want  # the kill switch closes everything now, impact priced in
-    return _taker(w, q, qty, k)
+    return _taker(w, q, qty, m)
 
 
 def _act_limit(
-    w: WorkingOrder, q: Tick, cfg: ExecutionConfig, first: bool, cap: float
+    w: WorkingOrder, q: Tick, cfg: ExecutionConfig, m: fm.Market, first: bool, cap: float
 ) -> fm.PricedFill | str | None:
     d = fm.direction(w.side)
     if w.limit_price is None:
@@ -161,8 +166,8 @@ def _act_limit(
         return "post_only_would_cross"
     if w.strategy != "post_only" and crosses and not w.resting:
         # Still taking (it crossed on arrival and has not rested since): sweep within the limit.
-        room = fm.max_qty_within_limit(q, w.side, limit, cfg.impact_coef_bps)
-        return _taker(w, q, min(want, cap, room), cfg.impact_coef_bps)
+        room = fm.max_qty_within_limit(q, w.side, limit, m)
+        return _taker(w, q, min(want, cap, room), m)
     if not crosses:
         w.resting = True  # on the book now: it fills as a maker from here on
         return None
@@ -174,10 +179,10 @@ def _act_limit(
     return None
 
 
-def _taker(w: WorkingOrder, q: Tick, qty: float, coef_bps: float) -> fm.PricedFill | None:
+def _taker(w: WorkingOrder, q: Tick, qty: float, m: fm.Market) -> fm.PricedFill | None:
     if qty <= QTY_EPS or fm.depth(q, w.side) <= 0:
         return None
-    price, imp = fm.taker_price(q, w.side, qty, coef_bps)
+    price, imp = fm.taker_price(q, w.side, qty, m)
     return fm.PricedFill(qty, price, "taker", imp, fm.half_spread_bps(q), q)
 
 

@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from services.execution.config import VenueFees  # risk prices on execution's fee schedule
+# risk prices on execution's fee schedule
+from services.execution.config import VenueFees, log, renamed_key
 from shared.config import ComponentConfig, Frozen
 
 AssetClass = Literal["crypto", "stocks"]
@@ -43,23 +44,61 @@ class BlendParams(Frozen):
 
 
 class CostParams(Frozen):
+    """Seed 003 §4's cost model with seed 001 §6's impact (the one model of
+    services/execution/impact.py) and seed 001 §1's slippage refusal; formulas and the
+    reason for every number that is not a seed's: docs/risk_harmoniser.md "Cost model"."""
+
     venue: str = "paper"
     venues: dict[str, VenueFees] = Field(default_factory=lambda: {"paper": VenueFees()})
     liquidity: Literal["maker", "taker"] = "taker"
-    impact_coeff_bps: float = Field(default=10.0, ge=0)
-    participation_window_s: float = Field(default=10.0, gt=0)
-    funding_bps_per_hour: PerClass = PerClass(crypto=0.1, stocks=0.0)
+    impact_coeff: float = Field(default=0.15, ge=0, le=100, description="seed 001 §6")
+    impact_fallback_bps: float = Field(default=5.0, ge=0, le=10_000, description="seed 003 §4")
+    funding_rate_bps_per_8h: PerClass = PerClass(crypto=1.0, stocks=0.0)
     latency_ms: float = Field(default=5.0, ge=0)
+    latency_bps_per_10ms: float = Field(default=0.1, ge=0, le=100, description="seed 003 §4")
     round_trip: bool = Field(default=True, description="charge the exit too when opening")
-    safety_margin_bps: float = Field(default=2.0, ge=0)
+    safety_margin_bps: float = Field(default=3.0, ge=0, description="seed 003 §4")
+    max_slippage_bps: float = Field(default=20.0, gt=0, description="seed 001 §1")
+    max_worst_case_bps: float = Field(default=30.0, gt=0)
+    impact_sd_pct: float = Field(default=50.0, ge=0, le=1_000)
+    confidence_z: float = Field(default=1.645, ge=0, le=10)
+    worst_case_z: float = Field(default=2.326, ge=0, le=10)
     exit_edge_bps: float = Field(default=2.0, ge=0, description="close when edge turns this far")
     default_hold_s: float = Field(default=60.0, gt=0, description="when a horizon is unparsable")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        data = renamed_key(data, "impact_coeff_bps", "impact_coeff", "costs.")
+        if isinstance(data, dict) and "participation_window_s" in data:
+            data = {k: v for k, v in data.items() if k != "participation_window_s"}
+            log.warning(
+                "costs.participation_window_s is deprecated and ignored: the impact"
+                " is on the day's volume now (seed 001 §6)"
+            )
+        if isinstance(data, dict) and "funding_bps_per_hour" in data:
+            data = dict(data)
+            old = data.pop("funding_bps_per_hour")
+            per_8h = {k: 8.0 * float(v) for k, v in old.items()} if isinstance(old, dict) else old
+            log.warning(
+                "costs.funding_bps_per_hour is deprecated: write"
+                " costs.funding_rate_bps_per_8h (seed 003 §4), = 8 x; read as %r",
+                per_8h,
+            )
+            data["funding_rate_bps_per_8h"] = per_8h
+        return data
 
     @model_validator(mode="after")
     def _venue_known(self) -> CostParams:
         if self.venue not in self.venues:
             raise ValueError(f"venue {self.venue!r} has no entry in costs.venues")
         return self
+
+    @property
+    def funding_bps_per_hour(self) -> PerClass:
+        """Seed 003 §4: funding = rate_bps * hours_held / 8, as a rate per hour."""
+        f = self.funding_rate_bps_per_8h
+        return PerClass(crypto=f.crypto / 8.0, stocks=f.stocks / 8.0)
 
 
 class SizingParams(Frozen):

@@ -25,7 +25,14 @@ from dataclasses import dataclass
 from services.risk_harmoniser import breakers as brk
 from services.risk_harmoniser.blend import SignalBook, blend_book
 from services.risk_harmoniser.config import RiskParams
-from services.risk_harmoniser.costs import horizon_s, net_edge_bps, total_cost_bps
+from services.risk_harmoniser.costs import (
+    horizon_s,
+    net_edge_bps,
+    round_trip_fees_bps,
+    slippage_estimate,
+    slippage_too_high,
+    total_cost_bps,
+)
 from services.risk_harmoniser.limits import Book, Caps, OrderRate, quote_check
 from services.risk_harmoniser.portfolio import Portfolio
 from services.risk_harmoniser.sizing import KellyTracker, SizeInputs, full_size_usd, size
@@ -374,8 +381,6 @@ class RiskEngine:
         if defence:
             size_mult *= p.breakers.defence_size_mult
         c = p.costs
-        fees = c.venues[c.venue]
-        fee_bps = fees.maker_fee_bps if c.liquidity == "maker" else fees.taker_fee_bps
         f_kelly = self.kelly.f(
             p.sizing.kelly_prior_win_rate,
             p.sizing.kelly_prior_win_loss,
@@ -384,17 +389,27 @@ class RiskEngine:
         full_usd = full_size_usd(
             equity, p.sizing.target_vol_pct, sigma, p.sizing.kelly_fraction, f_kelly
         )
-        liquidity = (q.volume_usd_per_s * c.participation_window_s) or q.depth_usd
+        # The day's volume (seed 001 §6): the traded-USD rate over a day (0 until a
+        # volume has been seen: the impact is then on the depth of one side, seed 003 §4)
+        daily_volume_usd = q.volume_usd_per_s * 86_400.0
+        sigma_daily_bps, side_depth_usd = sigma * 1e4, q.depth_usd / 2.0
+        fee_in_bps, fee_out_bps = round_trip_fees_bps(
+            c.venues[c.venue], full_usd, "buy" if edge >= 0 else "sell", c.liquidity
+        )
         d.cost_bps = cost = total_cost_bps(
             q.spread_bps,
             full_usd,
-            liquidity,
-            c.impact_coeff_bps,
-            fee_bps,
-            names.funding_bps_per_hour[i],
+            daily_volume_usd,
+            sigma_daily_bps,
+            c.impact_coeff,
+            side_depth_usd,
+            c.impact_fallback_bps,
+            fee_in_bps,
+            fee_out_bps,
+            c.funding_rate_bps_per_8h.of(names.asset_class[i]),
             horizon_s(sig.horizon, c.default_hold_s),
-            self.cov.sigma_bps_per_sqrt_s(i),
             c.latency_ms,
+            c.latency_bps_per_10ms,
             c.round_trip,
         )
         margin = c.safety_margin_bps + (p.breakers.defence_extra_margin_bps if defence else 0.0)
@@ -447,6 +462,14 @@ class RiskEngine:
         )
         if rate:
             d.reason = rate
+            return d
+        # seed 001 §1: the order's slippage estimate; exits are never refused on it (a
+        # refusal must not trap a position)
+        est = slippage_estimate(
+            q.spread_bps, delta, daily_volume_usd, sigma_daily_bps, side_depth_usd, c
+        )
+        if not (abs(target) <= abs(x) and target * x >= 0) and slippage_too_high(est, c):
+            d.reason = "slippage_too_high"
             return d
         d.action = "order"
         d.reason = why + (f":{binding}" if binding else "")

@@ -39,7 +39,10 @@ def make_service(**over: Any) -> Execution:
     # holds nothing back, and every timer (arrivals, expiries) would be due at once.
     fields: dict[str, Any] = {
         "bus": BusSettings(block_ms=20, max_hold_ms=60_000),
-        "impact_coef_bps": 0.0,
+        "impact_coeff": 0.0,
+        "impact_fallback_bps": 0.0,
+        "taker_fee_bps": 2.0,  # the fees these tests' numbers are worked with
+        "maker_fee_bps": -0.5,
         "max_participation_pct": 100.0,
         "strategies": StrategyRules(enabled=False),
     }

@@ -23,7 +23,8 @@ def cfg(**over: Any) -> ExecutionConfig:
     rules = over.pop("strategies", {})
     base: dict[str, Any] = {
         "latency_ms": 2.0,
-        "impact_coef_bps": 0.0,
+        "impact_coeff": 0.0,
+        "impact_fallback_bps": 0.0,
         "taker_fee_bps": 2.0,
         "maker_fee_bps": -0.5,
         "max_participation_pct": 100.0,
@@ -55,6 +56,16 @@ def order(ms: float, qty: float = 1.0, side: str = "buy", oid: str = "o1", **kw:
     }
     fields.update(kw)
     return Order(**fields)
+
+
+class FixedStats:
+    """Stands in for ``impact.DailyStats``: a known day's volume and volatility."""
+
+    def __init__(self, daily_volume: float, sigma_daily_bps: float) -> None:
+        self.daily_volume, self.sigma_daily_bps = daily_volume, sigma_daily_bps
+
+    def add(self, ts_ns: int, mid: float, volume: float) -> None:
+        pass
 
 
 class Script:
@@ -157,26 +168,79 @@ def test_stale_and_missing_quotes_are_rejected() -> None:
 # ---- the fill model, by hand ------------------------------------------------------------
 
 
+def known_market(c: ExecutionConfig, daily_volume: float, sigma_daily_bps: float) -> Script:
+    s = Script(c)
+    s.engine.stats["X"] = FixedStats(daily_volume, sigma_daily_bps)  # type: ignore[assignment]
+    return s
+
+
 def test_market_fill_price_fee_and_slippage_by_hand() -> None:
-    # mid 100, spread 0.10 -> half-spread 5 bps; qty 1 of depth 4 -> impact 10*sqrt(1/4) = 5 bps
-    # price = 100 * (1 + 10/1e4) = 100.10; fee = 1 * 100.10 * 2/1e4 = 0.02002 USD
-    s = Script(cfg(impact_coef_bps=10.0)).feed(
-        tick(0, 99.95, 100.05, size=4.0), order(1, decision_price=100.0), tick(10)
-    )
+    # mid 100, spread 0.10 -> half-spread 5 bps; 1 of a day's 400 at sigma 200 bps, Y 0.15:
+    # impact 0.15 * 200 * sqrt(1/400) = 1.5 bps; price = 100 * (1 + 6.5/1e4) = 100.065;
+    # fee = 100.065 * 2/1e4 = 0.020013 USD; slippage against 100.00 = 6.5 bps
+    s = known_market(cfg(impact_coeff=0.15), 400.0, 200.0)
+    s.feed(tick(0, 99.95, 100.05, size=4.0), order(1, decision_price=100.0), tick(10))
     [f] = s.fills
-    assert f.price == pytest.approx(100.10, abs=1e-9)
-    assert f.fee == pytest.approx(0.02002, abs=1e-12)
-    assert f.slippage_bps == pytest.approx(10.0, abs=1e-6)
-    assert f.half_spread_bps == pytest.approx(5.0) and f.impact_bps == pytest.approx(5.0)
+    assert f.price == pytest.approx(100.065, abs=1e-9)
+    assert f.fee == pytest.approx(0.020013, abs=1e-12) and f.fee_bps == pytest.approx(2.0)
+    assert f.slippage_bps == pytest.approx(6.5, abs=1e-6)
+    assert f.half_spread_bps == pytest.approx(5.0) and f.impact_bps == pytest.approx(1.5)
     assert f.liquidity == "taker" and f.fill_id == fill_id("o1", 1)
+    # the pre-trade estimate beside it: 5 + 1.5 + latency (2 ms / 10) * 0.1 = 6.52 bps
+    [check] = s.out.costs
+    assert check.predicted_bps == pytest.approx(6.52) and check.realised_bps == pytest.approx(6.5)
+    assert [c.fill_type for c in s.out.completed] == ["full"]
 
 
 def test_sell_receives_the_bid_less_impact() -> None:
-    s = Script(cfg(impact_coef_bps=10.0)).feed(
-        tick(0, 99.95, 100.05, size=4.0), order(1, side="sell", decision_price=100.0), tick(10)
-    )
-    assert s.fills[0].price == pytest.approx(99.90, abs=1e-9)
-    assert s.fills[0].slippage_bps == pytest.approx(10.0, abs=1e-6)
+    s = known_market(cfg(impact_coeff=0.15), 400.0, 200.0)
+    s.feed(tick(0, 99.95, 100.05, size=4.0), order(1, side="sell", decision_price=100.0), tick(10))
+    assert s.fills[0].price == pytest.approx(100 * (1 - 6.5 / 1e4), abs=1e-9)
+    assert s.fills[0].slippage_bps == pytest.approx(6.5, abs=1e-6)
+
+
+def test_an_order_fills_at_most_5_pct_of_the_days_volume() -> None:
+    # seed 001 §6: a day's volume of 400 -> at most 20 of an order of 30; the rest is
+    # cancelled (participation_cap) and the order's fill type is partial
+    s = known_market(cfg(), 400.0, 200.0)
+    s.feed(tick(0, size=100.0), order(1, qty=30.0), tick(10, size=100.0), tick(20, size=100.0))
+    assert sum(f.qty for f in s.fills) == pytest.approx(20.0)
+    [rej] = s.out.rejections
+    assert rej.reason == "participation_cap" and rej.qty == pytest.approx(10.0)
+    assert rej.filled_qty == pytest.approx(20.0)
+    assert [c.fill_type for c in s.out.completed] == ["partial"]
+
+
+def test_fill_types_none_and_expired() -> None:
+    s = Script(cfg(order_timeout_ms=50)).feed(tick(0), order(1, order_type="limit", limit_price=99))
+    s.feed(tick(10), tick(100))
+    s.feed(order(101, oid="p", order_type="post_only", limit_price=100.2), tick(110))
+    assert s.reasons == ["expired", "post_only_would_cross"]
+    assert [c.fill_type for c in s.out.completed] == ["expired", "none"]
+
+
+def test_a_share_schedule_stamp_duty_on_sells_and_the_commission_minimum() -> None:
+    # seed 001 §6: commission 2.5 bps (min 5), transfer 0.2, exchange 0.487, stamp duty 10
+    # on sells. Buy 100 @ 100.1 (notional 10,010): commission max(2.5025, 5) = 5, transfer
+    # and exchange 10,010 * 0.687 / 1e4 = 0.687687 -> 5.687687. Sell 100 @ 100.0 (10,000):
+    # 5 + 0.687 + stamp duty 10 = 15.687.
+    a_share = {
+        "taker_fee_bps": 2.5,
+        "maker_fee_bps": 2.5,
+        "min_commission_usd": 5.0,
+        "sell_tax_bps": 10.0,
+        "transfer_fee_bps": 0.2,
+        "exchange_fee_bps": 0.487,
+    }
+    c = cfg(venues={"sse:stocks": a_share})
+    sse: dict[str, Any] = {"size": 1e4, "venue": "sse"}
+    s = Script(c).feed(tick(0, **sse), order(1, qty=100.0), tick(10, **sse))
+    s.feed(order(11, qty=100.0, side="sell", oid="s"), tick(20, **sse))
+    buy, sell = s.fills
+    assert buy.fee == pytest.approx(5.687687, abs=1e-9)
+    assert sell.fee == pytest.approx(15.687, abs=1e-9)
+    crypto = Script(cfg(venues={"sse:stocks": a_share}))  # "X" is stocks; a pair is crypto
+    assert crypto.engine.cfg.fees_for("sse", "BTC-USD").taker_fee_bps == 2.0  # the default
 
 
 def test_participation_cap_splits_into_partial_fills_over_later_ticks() -> None:
@@ -209,11 +273,12 @@ def test_limit_marketable_on_arrival_takes_within_the_limit() -> None:
 
 
 def test_limit_with_impact_takes_only_what_stays_inside_the_limit() -> None:
-    # room = (100.10/100.00 - 1)*1e4 - 5 = 5 bps; q_max = 4 * (5/10)^2 = 1.0 units
-    c = cfg(impact_coef_bps=10.0)
-    s = Script(c).feed(tick(0, 99.95, 100.05, size=4.0))
+    # room = (100.10/100.00 - 1)*1e4 - 5 = 5 bps; q_max = V * (5 / (0.15 * 200))^2
+    # = 40 / 36 = 1.11 units; each act takes its q_max (impact is per act)
+    c = cfg(impact_coeff=0.15, max_daily_participation_pct=100.0)
+    s = known_market(c, 40.0, 200.0).feed(tick(0, 99.95, 100.05, size=4.0))
     s.feed(order(1, qty=3.0, order_type="limit", limit_price=100.10), tick(10, 99.95, 100.05, 4.0))
-    q_max = 4 * ((100.10 / 100.0 - 1) * 1e4 - 5) ** 2 / 100
+    q_max = 40 * ((100.10 / 100.0 - 1) * 1e4 - 5) ** 2 / 30**2
     assert [f.qty for f in s.fills] == pytest.approx([q_max, q_max])  # one clip per tick
     assert all(f.liquidity == "taker" and f.price <= 100.10 + 1e-9 for f in s.fills)
 
@@ -333,7 +398,7 @@ def test_flatten_closes_every_position_at_market() -> None:
 def test_quote_in_force_holds_for_every_fill() -> None:
     """No fill ever uses a quote later than its fill time, nor an older one than the
     newest at or before it, across every strategy of this file's scripts."""
-    s = Script(cfg(max_participation_pct=30.0, impact_coef_bps=5.0))
+    s = Script(cfg(max_participation_pct=30.0, impact_coeff=0.15))
     s.feed(tick(0, size=3.0), order(1, qty=4.0), tick(3, size=3.0), order(4, qty=1.0, oid="b"))
     for ms in range(5, 100, 7):
         s.feed(tick(ms, 100 + ms / 100, 100.1 + ms / 100, size=3.0))

@@ -15,7 +15,7 @@ from services.risk_harmoniser.breakers import (
     next_utc_midnight_ns,
 )
 from services.risk_harmoniser.config import RiskParams
-from services.risk_harmoniser.costs import horizon_s, impact_bps, net_edge_bps, total_cost_bps
+from services.risk_harmoniser.costs import horizon_s, net_edge_bps
 from services.risk_harmoniser.limits import Book, Caps, OrderRate, constrain, quote_check
 from services.risk_harmoniser.portfolio import Holding, Portfolio
 from services.risk_harmoniser.sizing import (
@@ -85,17 +85,7 @@ def test_costs_hand_worked() -> None:
     assert horizon_s("1m", 9.0) == 60.0 and horizon_s("4h", 9.0) == 14_400.0
     assert horizon_s("250ms", 9.0) == 0.25 and horizon_s("soon", 9.0) == 9.0
     assert horizon_s("30", 9.0) == 9.0  # the signal grammar has a unit
-    # participation 10k / 1M = 1 % -> sqrt = 0.1 -> 1 bps at coeff 10
-    assert impact_bps(10_000, 1_000_000, 10.0) == pytest.approx(1.0)
-    assert impact_bps(10_000, 0.0, 10.0) == 10.0
-    # one way = 2/2 + 1 + 2 = 4, twice = 8; funding 0.1 bps/h * 0.5 h = 0.05;
-    # latency 10 bps/sqrt(s) * sqrt(0.01 s) = 1 -> 9.05
-    total = total_cost_bps(2.0, 10_000, 1_000_000, 10.0, 2.0, 0.1, 1800.0, 10.0, 10.0, True)
-    assert total == pytest.approx(9.05)
-    # a maker rebate lowers the cost: 1 + 1 - 0.5 = 1.5 one way
-    assert total_cost_bps(2.0, 10_000, 1_000_000, 10.0, -0.5, 0.0, 0.0, 0.0, 0.0, False) == (
-        pytest.approx(1.5)
-    )
+    # the cost total itself: tests/unit/test_costs_model.py
     assert net_edge_bps(-12.0, 9.05, 2.0) == pytest.approx(0.95)
 
 
