@@ -102,8 +102,13 @@ class CostParams(Frozen):
 
 
 class SizingParams(Frozen):
-    target_vol_pct: float = Field(default=0.5, gt=0, le=100, description="daily, of equity")
-    kelly_fraction: float = Field(default=0.25, gt=0, le=1)
+    """Seed 003 §5: base = E * target_vol_pct / sigma_daily, size = base * kelly_fraction
+    * Kelly (docs/risk_harmoniser.md "Sizing"); the rest is ours, not the seed's."""
+
+    target_vol_pct: float = Field(
+        default=0.5, gt=0, le=100, description="per-trade risk: daily 1-sigma, of equity"
+    )
+    kelly_fraction: float = Field(default=0.25, gt=0, le=1, description="seed: Kelly / 4")
     kelly_prior_win_rate: float = Field(default=0.55, gt=0, lt=1)
     kelly_prior_win_loss: float = Field(default=1.0, gt=0, description="avg win / avg loss")
     kelly_prior_trades: int = Field(default=20, ge=1)
@@ -113,14 +118,26 @@ class SizingParams(Frozen):
 
 
 class LimitParams(Frozen):
-    name_cap_pct: PerClass = PerClass(crypto=20.0, stocks=25.0)
-    leverage: PerClass = PerClass(crypto=3.0, stocks=4.0)
+    """The balanced preset's numbers (seed 003 "Risk Engine Presets"; PRESETS)."""
+
+    name_cap_pct: PerClass = PerClass(crypto=25.0, stocks=25.0)
+    leverage: PerClass = PerClass(crypto=2.0, stocks=2.5)
     sector_cap_pct: float = Field(default=50.0, gt=0)
-    gross_cap_pct: float = Field(default=200.0, gt=0)
+    gross_cap_pct: float = Field(default=250.0, gt=0, description="all classes together")
     single_trade_risk_pct: float = Field(default=0.5, gt=0, le=100)
-    daily_loss_stop_pct: float = Field(default=3.0, gt=0, le=100)
+    daily_loss_stop_pct: float = Field(default=2.5, gt=0, le=100)
     var_limit_pct: float = Field(default=2.0, gt=0, le=100)
     var_z: float = Field(default=1.645, gt=0, le=10, description="95 % one-sided")
+
+    @model_validator(mode="after")
+    def _leverage_can_bind(self) -> LimitParams:
+        # a class's leverage above the gross cap could never bind (the gross cap would)
+        for cls in ("crypto", "stocks"):
+            if getattr(self.leverage, cls) * 100.0 > self.gross_cap_pct:
+                raise ValueError(
+                    f"leverage.{cls} must be <= gross_cap_pct / 100, else it can never bind"
+                )
+        return self
 
 
 class VarParams(Frozen):
@@ -161,35 +178,52 @@ class BreakerParams(Frozen):
     halt_var_pct: float = Field(default=2.5, gt=0, le=100)
 
 
+# Seed 003 "Risk Engine Presets": per-trade risk (sizing.target_vol_pct and
+# limits.single_trade_risk_pct), daily loss stop (limits.daily_loss_stop_pct, and the
+# daily drawdown breaker that enforces it), max leverage (limits.leverage.crypto); every
+# preset: single coin 25 %, sector 50 %. The other numbers have no seed number: their
+# reasons are in docs/risk_harmoniser.md "Presets".
+_EVERY_PRESET: dict[str, Any] = {
+    "name_cap_pct": {"crypto": 25.0, "stocks": 25.0},
+    "sector_cap_pct": 50.0,
+}
 PRESETS: dict[str, dict[str, Any]] = {
     "conservative": {
         "costs": {"safety_margin_bps": 4.0},
-        "sizing": {"target_vol_pct": 0.25, "kelly_fraction": 0.1},
+        "sizing": {"target_vol_pct": 0.25},
         "limits": {
-            "name_cap_pct": {"crypto": 10.0, "stocks": 15.0},
+            **_EVERY_PRESET,
             "leverage": {"crypto": 1.5, "stocks": 2.0},
-            "sector_cap_pct": 30.0,
-            "gross_cap_pct": 100.0,
+            "gross_cap_pct": 200.0,
             "single_trade_risk_pct": 0.25,
-            "daily_loss_stop_pct": 2.0,
+            "daily_loss_stop_pct": 1.5,
             "var_limit_pct": 1.0,
         },
-        "breakers": {"daily_drawdown_pct": 2.0, "halt_var_pct": 1.5},
+        "breakers": {"daily_drawdown_pct": 1.5, "halt_var_pct": 1.5},
     },
-    "balanced": {},  # the field defaults: the numbers of issue 5
+    "balanced": {  # the field defaults of SizingParams and LimitParams
+        "sizing": {"target_vol_pct": 0.5},
+        "limits": {
+            **_EVERY_PRESET,
+            "leverage": {"crypto": 2.0, "stocks": 2.5},
+            "gross_cap_pct": 250.0,
+            "single_trade_risk_pct": 0.5,
+            "daily_loss_stop_pct": 2.5,
+        },
+        "breakers": {"daily_drawdown_pct": 2.5},
+    },
     "aggressive": {
         "costs": {"safety_margin_bps": 1.0},
-        "sizing": {"target_vol_pct": 1.0, "kelly_fraction": 0.5},
+        "sizing": {"target_vol_pct": 1.0},
         "limits": {
-            "name_cap_pct": {"crypto": 25.0, "stocks": 30.0},
-            "leverage": {"crypto": 5.0, "stocks": 6.0},
-            "sector_cap_pct": 60.0,
-            "gross_cap_pct": 300.0,
+            **_EVERY_PRESET,
+            "leverage": {"crypto": 3.0, "stocks": 4.0},
+            "gross_cap_pct": 400.0,
             "single_trade_risk_pct": 1.0,
-            "daily_loss_stop_pct": 5.0,
+            "daily_loss_stop_pct": 3.5,
             "var_limit_pct": 3.0,
         },
-        "breakers": {"daily_drawdown_pct": 5.0, "halt_var_pct": 3.5},
+        "breakers": {"daily_drawdown_pct": 3.5, "halt_var_pct": 3.5},
     },
 }
 

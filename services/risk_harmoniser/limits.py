@@ -2,16 +2,21 @@
 positions t (USD) for the name being sized, the others held fixed; the target is the
 desired position clipped into their intersection, so no size ever breaks a cap.
 
-Limits (issue 5, presets of seed 003), with E = equity, x = current position (filled
-plus working), others = every other name:
-- name cap:        |t| <= name_cap_pct(class) / 100 * E
+Limits (seed 003 §5 and its presets; the numbers and their sources are in
+docs/risk_harmoniser.md "Limits"), with E = equity, x = current position (filled plus
+working), others = every other name:
+- name cap:        |t| <= name_cap_pct(class) / 100 * E                 (single coin cap)
 - leverage:        |t| + gross(others of the class) <= leverage(class) * E
 - sector cap:      |t| + gross(others of the sector) <= sector_cap_pct / 100 * E
-- gross cap:       |t| + gross(others) <= gross_cap_pct / 100 * E
-- open risk:       z*sigma*|t| + sum(z*sigma_j*|w_j|) <= daily loss budget left (USD)
+- gross cap:       |t| + gross(others) <= gross_cap_pct / 100 * E     (every class; the
+                   schema keeps each leverage(class) <= gross_cap_pct / 100, else the
+                   gross cap would always bind first)
+- open risk:       z*sigma*|t| + sum(z*sigma_j*|w_j|) <= daily loss budget left (USD):
+                   the seed's "sum of stops <= daily loss stop", the 1-day 95 % move
+                   standing in for each stop distance
 - single trade:    the new exposure a trade opens (|t| - |x| on the same side, |t| when
                    it flips) <= single_trade_risk_pct / 100 * E / (z * sigma)
-- max order:       |t - x| <= max_order_usd (pre-trade, seed 000 §3)
+- max order:       |t - x| <= max_order_usd (pre-trade)
 - portfolio VaR:   z * sqrt(w^T C w) <= var_limit_pct / 100 * E (var.var_interval)
 - REDUCING:        t between 0 and x (never more exposure)
 

@@ -1,15 +1,22 @@
-"""Position sizing (seed 003 §5 and seed 004 as quoted in issue 5).
+"""Position sizing after seed 003 §5 ("Position Sizing - Volatility Targeting").
 
-    base_usd   = E * target_vol_pct / (100 * sigma_daily)          volatility target
-    f_kelly    = clip(p - (1 - p) / b, 0, 1)                        Kelly, b = avg win / avg loss
-    kelly_usd  = E * kelly_fraction * f_kelly                       (fraction default 1/4)
-    conviction = min(1, net_edge_bps / full_size_edge_bps)
+    base_usd   = E * target_vol_pct / (100 * sigma_daily)          seed: base_size
+    f_kelly    = clip(p - (1 - p) / b, 0, 1)                        seed: (p b - q) / b
+    kelly_usd  = E * kelly_fraction * f_kelly                       seed: Kelly / 4
+    conviction = min(1, net_edge_bps / full_size_edge_bps)          ours, not the seed's
     desired    = sign(edge) * min(base_usd, kelly_usd) * conviction * size_mult
 
-p and b are the priors until ``kelly_prior_trades`` outcomes were seen, then the
-tracked win rate and average win / average loss. ``size_mult`` carries the breakers
-(half size after a loss streak, defence mode). The desired position is then clipped
-into every limit (limits.constrain), which includes the portfolio VaR limit.
+Not the seed's ``base_size * (Kelly / 4)``: Kelly / 4 is a cap here (the seed's own
+comment calls it "Conservative cap"), not a factor; the product sizes a trade at
+f/4 = 2.5 % of the per-trade-risk position at the prior (p 0.55, b 1), so a preset's
+per-trade risk could never be reached, and no daily-bar order cleared min_order_usd
+(docs/risk_harmoniser.md "Sizing"). The seed's ``target_risk_pct`` is
+``target_vol_pct`` (the preset's per-trade risk), its ``volatility_risk`` the daily sigma;
+its base size is in units, ours in USD. p and b are the priors until
+``kelly_prior_trades`` outcomes were seen, then the tracked win rate and average win /
+average loss. ``size_mult`` carries the breakers (half size after a loss streak, defence
+mode). The desired position is then clipped into every limit (limits.constrain), which
+includes the portfolio VaR limit.
 """
 
 from __future__ import annotations
@@ -153,5 +160,5 @@ def bench_inputs() -> tuple[int, SizeInputs, Book, Caps, bool]:
         1_000_000.0,
         30_000.0,
     )
-    caps = Caps(20.0, 3.0, 50.0, 200.0, 0.5, 2.0, 1.645, 100_000.0)
+    caps = Caps(25.0, 2.0, 50.0, 250.0, 0.5, 2.0, 1.645, 100_000.0)
     return 0, SizeInputs(1.0, 6.0, 0.5, 0.25, 0.1, 10.0, 1.0), book, caps, False

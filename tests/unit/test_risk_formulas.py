@@ -222,7 +222,7 @@ def test_pretrade_checks() -> None:
 def test_presets_and_overrides_and_errors_name_the_key() -> None:
     cons = validate("risk_harmoniser", {"preset": "conservative"})
     assert isinstance(cons, RiskParams)
-    assert cons.limits.var_limit_pct == 1.0 and cons.sizing.kelly_fraction == 0.1
+    assert cons.limits.var_limit_pct == 1.0 and cons.sizing.target_vol_pct == 0.25
     bal = validate("risk_harmoniser", {"limits": {"name_cap_pct": {"crypto": 12}}})
     assert isinstance(bal, RiskParams)
     assert (bal.limits.name_cap_pct.crypto, bal.limits.name_cap_pct.stocks) == (12.0, 25.0)
