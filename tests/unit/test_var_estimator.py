@@ -138,6 +138,11 @@ def test_a_single_jump_does_not_halt_a_modest_book() -> None:
 # ---- reloads: every var.* key acts without a restart ----------------------------------
 
 
+def _with(section: str, **values: object) -> RiskParams:
+    """The default config with some keys of one section changed (a reload's new file)."""
+    return RiskParams.model_validate({section: values})
+
+
 def _book_var_pct(eng: RiskEngine) -> float:
     """VaR of a 50/50 book of 1M on 1M equity, on the engine's covariance."""
     return portfolio_var_pct((500_000.0, 500_000.0), eng.cov.daily(), 1.645, 1e6)
@@ -172,7 +177,7 @@ def test_each_var_key_reloads_into_the_covariance(key: str, value: object) -> No
     base = RiskParams()
     eng = _fed_engine(base)
     before = _book_var_pct(eng)
-    new = RiskParams(var={**base.var.model_dump(), key: value})
+    new = _with("var", **{key: value})
     eng.configure(new)
     after = _book_var_pct(eng)
     assert after != pytest.approx(before, rel=1e-4)
@@ -189,7 +194,7 @@ def test_a_new_sample_interval_applies_from_the_next_sample() -> None:
     base = RiskParams()
     eng, ref = _fed_engine(base), _fed_engine(base)
     s_before = [row[:] for row in eng.cov.cov]
-    eng.configure(RiskParams(var={**base.var.model_dump(), "sample_ms": 3_600_000.0}))
+    eng.configure(_with("var", sample_ms=3_600_000.0))
     for cov_rows, old_rows in zip(eng.cov.cov, s_before, strict=True):
         assert cov_rows == pytest.approx(old_rows, rel=1e-12)
     ts = T0 + 2 * DAY_NS
@@ -205,18 +210,18 @@ def test_a_new_vol_history_resizes_the_breakers_window_from_the_kept_samples() -
     base = RiskParams()
     eng = _fed_engine(base)
     assert len(eng.vol_hist[0].window) == 300  # full: 575 samples
-    eng.configure(RiskParams(breakers={**base.breakers.model_dump(), "vol_history": 50}))
+    eng.configure(_with("breakers", vol_history=50))
     assert [len(v.window) for v in eng.vol_hist] == [50, 50]
     # the newest entry is the current vol, as in an engine that never reloaded
     assert eng.vol_hist[0].window[-1] == pytest.approx(eng.cov.daily_vol(0), rel=1e-12)
-    eng.configure(RiskParams(breakers={**base.breakers.model_dump(), "vol_history": 500}))
+    eng.configure(_with("breakers", vol_history=500))
     assert len(eng.vol_hist[0].window) == 500
 
 
 def test_a_decision_flushes_the_sample_of_its_time() -> None:
     # The decision at T sees the covariance with T's return (its ticks are in), without
     # waiting for a tick of a later time.
-    p = RiskParams(var={"sample_ms": 86_400_000.0, "clip_sigmas": 0.0})
+    p = _with("var", sample_ms=86_400_000.0, clip_sigmas=0.0)
     eng = RiskEngine(p)
     eng.on_tick("AAPL", 199.9, 200.1, 10.0, 10.0, 1.0, T0, ACTIVE)
     eng.on_tick("AAPL", 209.9, 210.1, 10.0, 10.0, 1.0, T0 + DAY_NS, ACTIVE)
