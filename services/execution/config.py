@@ -53,6 +53,16 @@ class VenueFees(Frozen):
     exchange_fee_bps: float = Field(default=0.0, ge=0, le=1_000)
 
 
+def schedule_for(venues: dict[str, VenueFees], venue: str, asset_class: str) -> VenueFees | None:
+    """The fee schedule of a venue and asset class, the most specific first:
+    ``'<venue>:<asset class>'``, ``'<venue>'``, ``'<asset class>'`` (any venue)."""
+    for key in (f"{venue}:{asset_class}", venue, asset_class):
+        fees = venues.get(key)
+        if fees is not None:
+            return fees
+    return None
+
+
 class StrategyRules(Frozen):
     """How a ``market`` order from risk is worked (seed 003 §8 as quoted in issue 7).
 
@@ -122,10 +132,8 @@ class ExecutionConfig(ComponentConfig):
         return self.asset_classes.get(symbol) or ("crypto" if "-" in symbol else "stocks")
 
     def fees_for(self, venue: str, symbol: str = "") -> VenueFees:
-        """``venues['<venue>:<asset class>']``, else ``venues['<venue>']``, else the
-        top-level maker/taker default."""
-        fees = self.venues.get(f"{venue}:{self.asset_class(symbol)}") if symbol else None
-        fees = fees or self.venues.get(venue)
+        """``schedule_for``, else the top-level maker/taker default."""
+        fees = schedule_for(self.venues, venue, self.asset_class(symbol) if symbol else "")
         if fees is not None:
             return fees
         return VenueFees(taker_fee_bps=self.taker_fee_bps, maker_fee_bps=self.maker_fee_bps)

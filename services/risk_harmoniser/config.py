@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 # risk prices on execution's fee schedule
-from services.execution.config import VenueFees, log, renamed_key
+from services.execution.config import VenueFees, log, renamed_key, schedule_for
 from shared.config import ComponentConfig, Frozen
 
 AssetClass = Literal["crypto", "stocks"]
@@ -93,6 +93,11 @@ class CostParams(Frozen):
         if self.venue not in self.venues:
             raise ValueError(f"venue {self.venue!r} has no entry in costs.venues")
         return self
+
+    def fees_for(self, asset_class: str) -> VenueFees:
+        """The venue's schedule for the class, as execution looks it up (``schedule_for``:
+        '<venue>:<asset class>', '<venue>', '<asset class>')."""
+        return schedule_for(self.venues, self.venue, asset_class) or self.venues[self.venue]
 
     @property
     def funding_bps_per_hour(self) -> PerClass:

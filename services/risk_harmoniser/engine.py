@@ -394,7 +394,7 @@ class RiskEngine:
         daily_volume_usd = q.volume_usd_per_s * 86_400.0
         sigma_daily_bps, side_depth_usd = sigma * 1e4, q.depth_usd / 2.0
         fee_in_bps, fee_out_bps = round_trip_fees_bps(
-            c.venues[c.venue], full_usd, "buy" if edge >= 0 else "sell", c.liquidity
+            c.fees_for(names.asset_class[i]), full_usd, "buy" if edge >= 0 else "sell", c.liquidity
         )
         d.cost_bps = cost = total_cost_bps(
             q.spread_bps,
