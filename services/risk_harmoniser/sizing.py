@@ -9,7 +9,7 @@
 Not the seed's ``base_size * (Kelly / 4)``: Kelly / 4 is a cap here (the seed's own
 comment calls it "Conservative cap"), not a factor; the product sizes a trade at
 f/4 = 2.5 % of the per-trade-risk position at the prior (p 0.55, b 1), so a preset's
-per-trade risk could never be reached, and no daily-bar order cleared min_order_usd
+per-trade risk could never be reached, and the synthetic backtest made 2 orders, not 27
 (docs/risk_harmoniser.md "Sizing"). The seed's ``target_risk_pct`` is
 ``target_vol_pct`` (the preset's per-trade risk), its ``volatility_risk`` the daily sigma;
 its base size is in units, ours in USD. p and b are the priors until
