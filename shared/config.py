@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 import yaml
@@ -57,9 +57,28 @@ class BusSettings(Frozen):
 
 
 class ComponentConfig(Frozen):
-    """Base of each component's schema: every component can tune its bus section."""
+    """Base of each component's schema: every component can tune its bus section.
+
+    ``RESTART_ONLY``: the dotted keys a running service reads only at start; a reload
+    that changes one is applied for the rest and says so (``restart_only`` on
+    ``param.applied``). Every other key takes effect at the reload
+    (tests/unit/test_reload_every_key.py walks them all)."""
+
+    RESTART_ONLY: ClassVar[tuple[str, ...]] = ()
 
     bus: BusSettings = BusSettings()
+
+    def restart_only_changes(self, other: ComponentConfig) -> list[str]:
+        """The restart-only keys whose value differs in ``other``."""
+        a, b = self.model_dump(), other.model_dump()
+        out = []
+        for key in self.RESTART_ONLY:
+            x, y = a, b
+            for part in key.split("."):
+                x, y = x.get(part), y.get(part)  # type: ignore[union-attr]
+            if x != y:
+                out.append(key)
+        return out
 
 
 @dataclass(frozen=True)

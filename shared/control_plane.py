@@ -198,6 +198,7 @@ class ControlPlane(Generic[C]):
             return
         async with self._lock:  # between batches
             before = self.config
+            restart_only = before.restart_only_changes(cfg)
             self.on_config(cast(C, cfg))
             if self.config is before:  # unless on_config set its own (adjusted) copy
                 self.config = cast(C, cfg)
@@ -206,13 +207,21 @@ class ControlPlane(Generic[C]):
             self.config_version, self.config_hash = stored.version, stored.hash
         m.CONFIG_VERSION.labels(self.name, self.comp).set(stored.version)
         m.CONFIG_RELOADS.labels(self.name, self.comp).inc()
-        note = {
+        note: dict[str, Any] = {
             "service": self.name,
             "component": self.comp,
             "version": stored.version,
             "hash": stored.hash,
             "applied_ts_ns": time.time_ns(),
         }
+        if restart_only:  # applied for the rest; these wait for a restart
+            note["restart_only"] = restart_only
+            self.log.warning(
+                "config %s version %d: %s take effect at the next restart",
+                self.comp,
+                stored.version,
+                ", ".join(restart_only),
+            )
         async with self.r.pipeline(transaction=False) as pipe:
             pipe.hset(APPLIED_KEY, self.name, orjson.dumps(note))
             pipe.publish(PARAM_APPLIED, orjson.dumps(note))

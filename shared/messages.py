@@ -272,7 +272,9 @@ class RiskDecision(Message):
     STREAM: ClassVar[str] = RISK_DECISIONS
     symbol: str
     ts_ns: int = Field(gt=0, le=MAX_NS)
-    action: Literal["order", "reject", "halt"]
+    # "breaker": a breaker tripped or lifted (symbol "portfolio", reason
+    # "breaker:<name> <value> -> <level>" or "breaker_lifted:<name> (<level>)").
+    action: Literal["order", "reject", "halt", "breaker"]
     reason: str
     trading_state: Literal["ACTIVE", "REDUCING", "HALTED"]
     edge_blended_bps: float = 0.0
@@ -315,9 +317,9 @@ class Event(Message):
     symbol: str
     ts_ns: int = Field(gt=0)
     timestamp: str = ""
-    action: str  # buy / sell (the fill's side)
+    action: str  # buy / sell (the fill's side); "breaker" for a breaker's trip or lift
     size_usd: float
-    price: float = Field(gt=0)
+    price: float = Field(ge=0)  # 0 on a breaker event
     expected_edge_bps: float = 0.0
     consensus_score: float | None = None
     engine_votes: dict[str, Any] | None = None
@@ -329,6 +331,7 @@ class Event(Message):
     order_id: str = ""
     fill_id: str = ""
     venue: str = ""
+    reason: str = ""  # a breaker event's reason (risk.decisions)
 
 
 class Watermark(Message):

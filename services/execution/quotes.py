@@ -56,6 +56,15 @@ class QuoteHistory:
         avg.update(traded, volume_ewma_ticks)
         return True
 
+    def resize(self, maxlen: int) -> None:
+        """A new bound (a reload of ``quote_history``): each symbol keeps its newest."""
+        if maxlen == self.maxlen:
+            return
+        self.maxlen = maxlen
+        for sym in self._quotes:
+            self._quotes[sym] = deque(self._quotes[sym], maxlen=maxlen)
+            self._ts[sym] = deque(self._ts[sym], maxlen=maxlen)
+
     def newest(self, symbol: str) -> Tick | None:
         quotes = self._quotes.get(symbol)
         return quotes[-1] if quotes else None

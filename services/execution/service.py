@@ -102,6 +102,7 @@ class Execution(Service[ExecutionConfig]):
 
     def on_config(self, config: ExecutionConfig) -> None:
         self.engine.cfg = config
+        self.engine.quotes.resize(config.quote_history)
         self.engine.account.starting_equity_usd = config.starting_equity_usd
 
     def _flush(self, o: Outputs, out: Outbox) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Literal, get_args
+from typing import ClassVar, Literal, get_args
 
 from pydantic import Field, model_validator
 
@@ -122,6 +122,9 @@ class WebsocketParams(Frozen):
 
 
 class FeatureBusConfig(ComponentConfig):
+    # The synthetic market's event clock is set once (a reload must not move event time).
+    RESTART_ONLY: ClassVar[tuple[str, ...]] = ("start_ts_ns", "nominal_ticks_per_s")
+
     # synthetic: the built-in market; websocket: the live feed below; replay: only what
     # arrives on md.raw (``edgebus replay``). md.raw is consumed in every mode.
     source: Source = "synthetic"

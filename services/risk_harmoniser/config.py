@@ -181,6 +181,50 @@ class BreakerParams(Frozen):
     defence_size_mult: float = Field(default=0.5, gt=0, le=1)
     defence_extra_margin_bps: float = Field(default=2.0, ge=0)
     halt_var_pct: float = Field(default=2.5, gt=0, le=100)
+    # The rest of seed 001 §2 (CircuitBreakerConfig) and the fifth level:
+    weekly_loss_pct: float = Field(
+        default=7.0, gt=0, le=100, description="week (Mon 00:00 UTC) loss -> no new positions"
+    )
+    max_drawdown_pct: float = Field(
+        default=10.0, gt=0, le=100, description="drawdown from peak equity -> REDUCE_RISK"
+    )
+    drawdown_keep_pct: float = Field(
+        default=50.0, ge=0, le=100, description="REDUCE_RISK cuts each position to this"
+    )
+    drawdown_resume_pct: float = Field(
+        default=5.0, ge=0, le=100, description="REDUCE_RISK lifts below this drawdown"
+    )
+    drawdown_reset_s: float = Field(
+        default=432_000.0, gt=0, description="or after this long: the peak rebases"
+    )
+    max_data_age_s: float = Field(
+        default=5.0, gt=0, description="newest tick older than this -> no new positions"
+    )
+    max_consecutive_failures: int = Field(
+        default=5, ge=1, description="failed inputs in a row -> HALT_ALL_TRADING"
+    )
+    emergency_var_mult: float = Field(
+        default=2.0, ge=1, description="VaR above this x halt_var_pct -> EMERGENCY_CLOSE"
+    )
+
+
+class ExitParams(Frozen):
+    """Per-position exits (seed 002's stop-losses; the rest has no seed number: docs).
+
+    A long position at average price A with mark m exits when
+    (m - A) / A * 1e4 <= -stop_bps or >= take_profit_bps (mirrored for a short), where
+    stop_bps = max(stop_loss_bps, stop_loss_vol_mult * sigma_daily * 1e4); and when it has
+    been held max_hold_horizons x its horizon (max_hold_s per horizon overrides)."""
+
+    enabled: bool = True
+    stop_loss_bps: PerClass = PerClass(crypto=200.0, stocks=200.0)
+    stop_loss_vol_mult: float = Field(default=0.0, ge=0, description="0: bps only")
+    take_profit_bps: PerClass = PerClass(crypto=400.0, stocks=400.0)
+    take_profit_vol_mult: float = Field(default=0.0, ge=0, description="0: bps only")
+    max_hold_horizons: float = Field(default=4.0, gt=0, description="time stop, in horizons")
+    max_hold_s: dict[str, float] = Field(
+        default_factory=dict, description="per horizon ('1m', '1d'): the time stop in s"
+    )
 
 
 # Seed 003 "Risk Engine Presets": per-trade risk (sizing.target_vol_pct and
@@ -253,6 +297,7 @@ def _section_defaults() -> dict[str, Any]:
         "var": VarParams,
         "pretrade": PretradeParams,
         "breakers": BreakerParams,
+        "exits": ExitParams,
     }
     return {name: cls().model_dump() for name, cls in sections.items()}
 
@@ -268,6 +313,7 @@ class RiskParams(ComponentConfig):
     var: VarParams = VarParams()
     pretrade: PretradeParams = PretradeParams()
     breakers: BreakerParams = BreakerParams()
+    exits: ExitParams = ExitParams()
 
     @model_validator(mode="before")
     @classmethod

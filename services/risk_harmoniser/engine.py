@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 
 from services.risk_harmoniser import breakers as brk
+from services.risk_harmoniser import exits as ex
 from services.risk_harmoniser.blend import SignalBook, blend_book
 from services.risk_harmoniser.config import RiskParams
 from services.risk_harmoniser.costs import (
@@ -42,10 +43,13 @@ from services.risk_harmoniser.var import (
     portfolio_var_pct,
     position_var_pct,
 )
-from shared.control import ControlCommand, TradingState, level_command
+from shared.control import ControlCommand, TradingState
 from shared.messages import SIGNALS, Signal
 
 _EWMA_DEPTH = 0.1  # weight of the newest touch depth / volume rate
+# The data-quality flags of feature_bus (services/feature_bus/quality.py) that stop a
+# quote from opening or adding to a position; reductions still pass.
+GATING_FLAGS = frozenset(("stale", "jump", "gap", "locked"))
 
 
 def order_id_for(sig: Signal) -> str:
@@ -63,6 +67,7 @@ class Quote:
     depth_usd: float = 0.0  # EWMA of the touch depth, both sides
     volume_usd_per_s: float = 0.0  # EWMA, per covariance sample
     volume_acc_usd: float = 0.0
+    quality: str = ""  # the data-quality flags of the newest tick ("" when clean)
 
     @property
     def mid(self) -> float:
@@ -102,6 +107,7 @@ class Decision:
     qty: float = 0.0
     price: float = 0.0
     reduce_only: bool = False
+    ts_ns: int = 0  # an exit's or a breaker event's event time (a signal's: its own)
 
 
 class RiskEngine:
@@ -129,13 +135,36 @@ class RiskEngine:
         self.now_ns = 0
         self.breakers_due = False  # a fill moved the book: check the breakers at the next tick
         self._statics: NameStatics | None = None
+        # Breakers (breakers.py): the trips in force, by breaker name, and their references.
+        self.trips: dict[str, brk.Trip] = {}
+        self.week = 0
+        self.week_start_equity_usd = p.equity_usd
+        self.peak_equity_usd = p.equity_usd
+        self.failures = 0  # failed inputs in a row
+        self.newest_tick_ns = 0
+        self.step_down: dict[str, float] = {}  # REDUCE_RISK: symbol -> position kept (qty)
+        # Exits (exits.py): when each open position opened, the PnL of its round trip so
+        # far, and the horizon of each working order (the one that opens a position
+        # gives it its time stop).
+        self.opened: dict[str, ex.Opened] = {}
+        self.trip_pnl_usd: dict[str, float] = {}
+        self.order_horizon: dict[str, str] = {}
+        # Outputs of ticks and timers for the service to write: exit orders and breaker
+        # events (decisions with action "breaker").
+        self.pending: list[Decision] = []
 
     def configure(self, p: RiskParams) -> None:
         """A new config: limits apply at once; learned state (book, covariance) stays,
         the covariance recomputed from its kept returns under new ``var.*`` keys."""
         old = self.p
         self.p = p
+        # A new equity_usd moves the equity by the change: the breakers' references move
+        # with it (a reload that lowers the capital is no loss).
+        shift_usd = p.equity_usd - self.portfolio.starting_equity_usd
         self.portfolio.starting_equity_usd = p.equity_usd
+        self.day_start_equity_usd += shift_usd
+        self.week_start_equity_usd += shift_usd
+        self.peak_equity_usd += shift_usd
         v = p.var
         priors = [
             v.prior_daily_vol_pct.of(p.symbol_info(s).asset_class) / 100.0 for s in self.symbols
@@ -180,10 +209,17 @@ class RiskEngine:
         volume: float | None,
         ts_ns: int,
         state: TradingState,
+        quality: str = "",
     ) -> ControlCommand | None:
+        """Book a tick; a breaker command when one trips or lifts. Exit orders and
+        breaker events go to ``pending``."""
         i = self._index(symbol)
         q = self.quotes[i]
         q.bid, q.ask, q.ts_ns = bid, ask, max(q.ts_ns, ts_ns)
+        q.quality = quality
+        self.failures = 0  # a good input ends a run of failed ones
+        if ts_ns > self.newest_tick_ns:
+            self.newest_tick_ns = ts_ns
         depth = bid_size * bid + ask_size * ask
         q.depth_usd = (
             depth if q.depth_usd == 0 else q.depth_usd + _EWMA_DEPTH * (depth - q.depth_usd)
@@ -211,10 +247,104 @@ class RiskEngine:
                 qq.volume_acc_usd = 0.0
                 if self.cov.samples:
                     self.vol_hist[k].add(self.cov.daily_vol(k))
-            return self.check_breakers(state)
-        if self.breakers_due or (state.halted and state.until_ns):
-            return self.check_breakers(state)
-        return None
+            return self._after_tick(i, state, True)
+        return self._after_tick(i, state, False)
+
+    def _after_tick(self, i: int, state: TradingState, sampled: bool) -> ControlCommand | None:
+        """The breakers when due (a sample, a fill since, a trip in force), then name i's
+        exit if one is due."""
+        cmd = None
+        if sampled or self.breakers_due or self.trips:
+            cmd = self.check_breakers(state)
+        halted = cmd.action == "halt" if cmd is not None else state.halted
+        if not halted:
+            self._exit(i)
+        return cmd
+
+    def on_timer(self, ts_ns: int, state: TradingState) -> ControlCommand | None:
+        """The breakers at a timer's event time (the data-latency deadline, a timed trip's
+        end): what trips without any data."""
+        if ts_ns > self.now_ns:
+            self.now_ns = ts_ns
+        return self.check_breakers(state)
+
+    def next_timer_ns(self) -> int | None:
+        """When the breakers must be looked at even if no data comes: the data-latency
+        deadline, the end of a timed trip, the drawdown reset."""
+        times = []
+        b = self.p.breakers
+        if self.newest_tick_ns and "data_latency" not in self.trips:
+            times.append(self.newest_tick_ns + math.ceil(b.max_data_age_s * 1e9))
+        for name, t in self.trips.items():
+            if t.until_ns:
+                times.append(t.until_ns)
+            elif name == "drawdown":
+                times.append(t.ts_ns + math.ceil(b.drawdown_reset_s * 1e9))
+        return min(times) if times else None
+
+    def has_exposure(self) -> bool:
+        """A position or a working order: a tick may cause an exit order."""
+        return bool(self.portfolio.working) or any(
+            h.qty for h in self.portfolio.holdings.values()
+        )
+
+    # ---- exits ---------------------------------------------------------------------------
+
+    def _exit(self, i: int) -> None:
+        """Name i's exit (exits.py), the emergency close or the REDUCE_RISK step-down, as
+        an order for the position when one is due and none is working."""
+        sym = self.symbols[i]
+        h = self.portfolio.holdings.get(sym)
+        if h is None or h.qty == 0.0 or self.portfolio.working_qty.get(sym, 0.0) != 0.0:
+            return
+        q = self.quotes[i]
+        mark = q.mid
+        if mark <= 0.0:
+            return
+        target_qty, reason = 0.0, ""
+        if "emergency" in self.trips:
+            reason = "exit:emergency_close"
+        else:
+            e = self.p.exits
+            if e.enabled:
+                cls = self.statics().asset_class[i]
+                vol = self.cov.daily_vol(i)
+                opened = self.opened.get(sym)
+                hold_s = (
+                    ex.max_hold_s(
+                        opened.horizon, opened.horizon_s, e.max_hold_horizons, e.max_hold_s
+                    )
+                    if opened is not None
+                    else 0.0
+                )
+                reason = ex.exit_reason(
+                    h.qty,
+                    h.avg_price,
+                    mark,
+                    self.now_ns,
+                    opened,
+                    ex.stop_bps(e.stop_loss_bps.of(cls), e.stop_loss_vol_mult, vol),
+                    ex.stop_bps(e.take_profit_bps.of(cls), e.take_profit_vol_mult, vol),
+                    hold_s,
+                )
+            keep = self.step_down.get(sym)
+            if not reason and keep is not None and abs(h.qty) > keep * (1 + 1e-9):
+                target_qty, reason = math.copysign(keep, h.qty), "exit:drawdown_step_down"
+        if not reason:
+            return
+        delta = target_qty - h.qty
+        if abs(delta) * mark < 1e-6:
+            return
+        key = f"exit:{sym}:{self.now_ns}:{reason}:{h.qty!r}"
+        oid = hashlib.sha256(key.encode()).hexdigest()[:24]
+        equity = self._equity()
+        d = Decision(sym, "order", reason, target_usd=target_qty * mark, ts_ns=self.now_ns)
+        d.var_pct = position_var_pct(d.target_usd, self.cov.daily_vol(i), self.p.limits.var_z, equity)
+        d.portfolio_var_pct = self.portfolio_var_pct()
+        d.order_id, d.side, d.qty, d.price = oid, "buy" if delta > 0 else "sell", abs(delta), mark
+        d.reduce_only = True
+        self.portfolio.add_working(oid, sym, delta)
+        self.pending.append(d)
 
     def on_fill(
         self,
@@ -224,24 +354,55 @@ class RiskEngine:
         signed_qty: float,
         price: float,
         fee_usd: float,
+        ts_ns: int = 0,
     ) -> bool:
         """Book a fill (False: seen already). Decides nothing: the breakers look at the
-        book at the next tick (``breakers_due``), so a fill never causes an output."""
+        book at the next tick (``breakers_due``), so a fill never causes an output.
+
+        A round trip runs from the fill that opens a position from flat to the one that
+        brings it back to flat (or through zero); its PnL after every fill's fee is one
+        outcome for the loss streak and the Kelly record (a break-even is neither)."""
         self._index(symbol)
-        new, realized_usd, closed = self.portfolio.on_fill(
+        h0 = self.portfolio.holdings.get(symbol)
+        q0 = h0.qty if h0 is not None else 0.0
+        new, realized_usd, _ = self.portfolio.on_fill(
             fill_id, order_id, symbol, signed_qty, price, fee_usd
         )
         if not new:
             return False
         self.portfolio.marks.setdefault(symbol, price)
-        if closed:
-            self.kelly.record(realized_usd)
-            self.streak.record(realized_usd)
+        q1 = self.portfolio.holdings[symbol].qty
+        pnl = self.trip_pnl_usd.get(symbol, 0.0) + realized_usd
+        at_ns = ts_ns or self.now_ns
+        if q0 != 0.0 and (q1 == 0.0 or (q1 > 0) != (q0 > 0)):
+            if abs(pnl) > brk.BREAK_EVEN_USD:
+                self.kelly.record(pnl)
+            self.streak.record(pnl)
+            pnl = 0.0
+            self.opened.pop(symbol, None)
+            self.step_down.pop(symbol, None)
+        if q1 != 0.0 and symbol not in self.opened:
+            horizon = self.order_horizon.get(order_id, "")
+            hold_s = horizon_s(horizon, self.p.costs.default_hold_s) if horizon else 0.0
+            self.opened[symbol] = ex.Opened(at_ns, horizon, hold_s or self.p.costs.default_hold_s)
+        if q1 == 0.0:
+            self.trip_pnl_usd.pop(symbol, None)
+        else:
+            self.trip_pnl_usd[symbol] = pnl
+        if order_id not in self.portfolio.working:
+            self.order_horizon.pop(order_id, None)
         self.breakers_due = True
         return True
 
     def on_rejection(self, order_id: str) -> bool:
+        self.order_horizon.pop(order_id, None)
         return self.portfolio.on_rejection(order_id)
+
+    def on_failure(self, n: int = 1) -> None:
+        """``n`` inputs failed (dead-lettered, or a batch that failed): the failures
+        breaker counts them until a good tick."""
+        self.failures += n
+        self.breakers_due = True
 
     # ---- breakers ------------------------------------------------------------------------
 
@@ -250,6 +411,10 @@ class RiskEngine:
         if day != self.day:
             self.day = day
             self.day_start_equity_usd = self.portfolio.equity_usd()
+        week = brk.week_start_ns(self.now_ns)
+        if week != self.week:
+            self.week = week
+            self.week_start_equity_usd = self.portfolio.equity_usd()
 
     def position_usd(self, i: int) -> float:
         """Name i's entry of ``positions_usd``."""
@@ -276,24 +441,104 @@ class RiskEngine:
         return max(self.portfolio.equity_usd(), 1e-9)
 
     def check_breakers(self, state: TradingState) -> ControlCommand | None:
-        """A control command when a breaker trips or a timed halt expires, else None."""
+        """Every breaker of breakers.py at the current event time: trips and lifts go to
+        ``pending`` as breaker events; a control command when the trading state they
+        call for differs from ``state`` (an operator's halt or reduce is never lifted or
+        lowered by a breaker, only raised)."""
         if not self.now_ns:
             return None
         self.breakers_due = False
         self._roll_day()
         b = self.p.breakers
-        if state.halted:
-            if state.until_ns and self.now_ns >= state.until_ns:
-                return ControlCommand(action="resume", reason="halt expired", source="risk")
-            return None
-        dd = brk.drawdown_pct(self.day_start_equity_usd, self.portfolio.equity_usd())
-        if dd >= b.daily_drawdown_pct:
-            until = brk.next_utc_midnight_ns(self.now_ns)
-            return level_command("HALT_ALL_TRADING", f"breaker:daily_drawdown {dd:.2f}%", until)
+        now = self.now_ns
+        trips = self.trips
+        for name, t in list(trips.items()):
+            if t.until_ns and now >= t.until_ns:
+                self._lift(name)
+        equity = self.portfolio.equity_usd()
+        self.peak_equity_usd = max(self.peak_equity_usd, equity)
+        dd = brk.drawdown_pct(self.day_start_equity_usd, equity)
+        if dd >= b.daily_drawdown_pct and "daily_loss" not in trips:
+            until = brk.next_utc_midnight_ns(now)
+            self._trip("daily_loss", "HALT_NEW_POSITIONS", f"daily_loss {dd:.2f}%", until)
+        dd = brk.drawdown_pct(self.week_start_equity_usd, equity)
+        if dd >= b.weekly_loss_pct and "weekly_loss" not in trips:
+            self._trip("weekly_loss", "HALT_NEW_POSITIONS", f"weekly_loss {dd:.2f}%", brk.next_week_ns(now))
+        dd = brk.drawdown_pct(self.peak_equity_usd, equity)
+        t = trips.get("drawdown")
+        if t is not None:
+            if now - t.ts_ns >= b.drawdown_reset_s * 1e9:
+                self.peak_equity_usd = equity  # the drawdown is the new normal
+                self._lift("drawdown")
+            elif dd < b.drawdown_resume_pct:
+                self._lift("drawdown")
+        elif dd >= b.max_drawdown_pct:
+            self._trip("drawdown", "REDUCE_RISK", f"drawdown {dd:.2f}% from peak")
+            keep = b.drawdown_keep_pct / 100.0
+            self.step_down = {
+                s: abs(h.qty) * keep for s, h in self.portfolio.holdings.items() if h.qty
+            }
+        if self.newest_tick_ns:
+            age_s = (now - self.newest_tick_ns) / 1e9
+            if age_s >= b.max_data_age_s:
+                if "data_latency" not in trips:
+                    self._trip("data_latency", "HALT_NEW_POSITIONS", f"data_latency {age_s:.1f}s")
+            elif "data_latency" in trips:
+                self._lift("data_latency")
+        if self.failures >= b.max_consecutive_failures and "failures" not in trips:
+            self._trip("failures", "HALT_ALL_TRADING", f"failures {self.failures} in a row")
         var = self.portfolio_var_pct()
+        if var > b.emergency_var_mult * b.halt_var_pct and "emergency" not in trips:
+            self._trip("emergency", "EMERGENCY_CLOSE", f"portfolio_var {var:.2f}% (emergency)")
         if var > b.halt_var_pct:
-            return level_command("HALT_ALL_TRADING", f"breaker:portfolio_var {var:.2f}%")
-        return None
+            if "portfolio_var" not in trips:
+                self._trip("portfolio_var", "HALT_ALL_TRADING", f"portfolio_var {var:.2f}%")
+        elif "portfolio_var" in trips and var < self.p.limits.var_limit_pct:
+            self._lift("portfolio_var")
+        streak = self.streak.count >= b.loss_streak
+        if streak and "loss_streak" not in trips:
+            self._trip("loss_streak", "WARNING", f"loss_streak {self.streak.count} round trips")
+        elif not streak and "loss_streak" in trips:
+            self._lift("loss_streak")
+        return self._command(state)
+
+    def _trip(self, name: str, level: str, what: str, until_ns: int = 0) -> None:
+        t = brk.Trip(level, f"breaker:{what}", self.now_ns, until_ns)
+        self.trips[name] = t
+        self.pending.append(Decision("portfolio", "breaker", f"{t.reason} -> {level}", ts_ns=self.now_ns))
+
+    def _lift(self, name: str) -> None:
+        t = self.trips.pop(name)
+        if name == "drawdown":
+            self.step_down = {}
+        self.pending.append(
+            Decision("portfolio", "breaker", f"breaker_lifted:{name} ({t.level})", ts_ns=self.now_ns)
+        )
+
+    def _command(self, state: TradingState) -> ControlCommand | None:
+        target = brk.state_of(self.trips.values())
+        if target == state.state:
+            return None
+        ours = state.state == "ACTIVE" or state.reason.startswith("breaker:")
+        if not ours and not (target == "HALTED" and state.state == "REDUCING"):
+            return None  # an operator's state: breakers only ever raise it
+        if target == "ACTIVE":
+            return ControlCommand(action="resume", reason="breakers clear", source="risk")
+        top = brk.worst(t for t in self.trips.values() if t.level != "WARNING")
+        assert top is not None
+        return ControlCommand(
+            action="halt" if target == "HALTED" else "reduce",
+            reason=top.reason,
+            until_ns=top.until_ns,
+            source="risk",
+        )
+
+    def on_manual_resume(self) -> None:
+        """An operator resumed trading: the breakers that only a person lifts (failures,
+        emergency, VaR) are lifted; one whose condition still holds trips again."""
+        self.failures = 0
+        for name in [n for n in ("failures", "emergency", "portfolio_var") if n in self.trips]:
+            self._lift(name)
 
     def loss_budget_usd(self, equity_usd: float | None = None) -> float:
         """Daily loss stop left today: stop - today's loss (USD, >= 0). ``equity_usd``:
@@ -348,7 +593,10 @@ class RiskEngine:
         lag_ms = (self.now_ns - sig.ts_ns) / 1e6
         self.now_ns = max(self.now_ns, sig.ts_ns)
         edge, unc, _ = blend_book(self.books[i], sig.ts_ns, p.blend)
-        d = Decision(sig.symbol, "reject", "", edge, unc)
+        d = Decision(sig.symbol, "reject", "", edge, unc, ts_ns=sig.ts_ns)
+        # The book's VaR as it stands (sizing replaces it with the VaR after the order):
+        # a reject or a halt reports it too, so the gauge holds the last computed value.
+        d.portfolio_var_pct = self.portfolio_var_pct()
         if state.halted:
             d.action, d.reason = "halt", f"trading_halted:{state.reason}"
             return d
@@ -364,8 +612,15 @@ class RiskEngine:
         if bad:
             d.reason = bad
             return d
-        stale = lag_ms > p.pretrade.max_signal_lag_ms
-        reducing = state.state == "REDUCING" or stale
+        # No new positions (reductions pass) on a late signal or a flagged quote.
+        gate = ""
+        if lag_ms > p.pretrade.max_signal_lag_ms:
+            gate = "stale_data"
+        elif q.quality:
+            flags = [f for f in q.quality.split(",") if f in GATING_FLAGS]
+            if flags:
+                gate = "data_quality:" + "+".join(flags)
+        reducing = state.state == "REDUCING" or bool(gate)
         self._roll_day()
         mark = q.mid
         names = self.statics()
@@ -420,7 +675,7 @@ class RiskEngine:
             if x != 0.0 and edge * x < 0 and abs(edge) > c.exit_edge_bps:
                 why = "exit"
             else:
-                d.reason = "stale_data" if stale else "edge_below_costs"
+                d.reason = gate or "edge_below_costs"
                 return d
 
         # size within every limit
@@ -452,7 +707,7 @@ class RiskEngine:
         w_after[i] = target
         d.portfolio_var_pct = portfolio_var_pct(w_after, cov, p.limits.var_z, equity)
         if abs(delta) < max(p.sizing.min_order_usd, 1e-9):
-            d.reason = ("stale_data" if stale else binding) or "below_min_order"
+            d.reason = gate or binding or "below_min_order"
             return d
         if target * x > 0 and abs(delta) < p.sizing.rebalance_band_pct / 100.0 * abs(x):
             d.reason = "within_band"
@@ -480,5 +735,6 @@ class RiskEngine:
         d.reduce_only = abs(target) <= abs(x) and target * x >= 0
         signed = d.qty if delta > 0 else -d.qty
         self.portfolio.add_working(d.order_id, sig.symbol, signed)
+        self.order_horizon[d.order_id] = sig.horizon
         self.rate.record(sig.symbol, sig.ts_ns)
         return d

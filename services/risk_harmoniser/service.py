@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 import orjson
 
 from services.execution.store import POSITIONS_KEY
+from services.risk_harmoniser import breakers as brk
+from services.risk_harmoniser import exits as ex
 from services.risk_harmoniser.config import RiskParams
 from services.risk_harmoniser.engine import Decision, RiskEngine
 from shared.bus import Entry, Outbox, dead_letter
@@ -88,9 +90,12 @@ class RiskHarmoniser(Service[RiskParams]):
 
     async def on_batch_failed(self) -> None:
         # The batch was not written: memory may be ahead of Redis (a working order counted
-        # twice on the retry, say). Start from the book as last written.
+        # twice on the retry, say). Start from the book as last written; the failure
+        # counts for the failures breaker.
+        failures = self.engine.failures
         self.engine = RiskEngine(self.config)
         await self.on_start()
+        self.engine.on_failure(failures + 1)
 
     def on_config(self, config: RiskParams) -> None:
         self.engine.configure(config)
@@ -104,11 +109,29 @@ class RiskHarmoniser(Service[RiskParams]):
         return -1
 
     def lookahead_ns(self, stream: str) -> int | None:
-        # Orders and decisions come only from signals. Fills, rejections and ticks move
-        # the book, the marks and the breakers, whose effect shows at the next signal: so
-        # risk's watermark runs ahead to its next signal, execution's follows it, and the
-        # loop between the two does not advance one latency at a time.
-        return 0 if stream == SIGNALS else None
+        # Orders and decisions come from signals, and from ticks while something is held
+        # or working (an exit, a breaker's step-down). Fills and rejections move the book,
+        # whose effect shows at the next signal or tick: so with nothing held, risk's
+        # watermark runs ahead to its next signal, execution's follows it, and the loop
+        # between the two does not advance one latency at a time.
+        if stream == SIGNALS:
+            return 0
+        if stream == MD_TICKS and self.engine.has_exposure():
+            return 0
+        return None
+
+    def next_timer_ns(self) -> int | None:
+        return self.engine.next_timer_ns()
+
+    def on_timer(self, ts_ns: int, out: Outbox) -> None:
+        self._breaker(self.engine.on_timer(ts_ns, self.trading), out)
+        self._flush(0, out)
+
+    def on_control(self, cmd: ControlCommand, out: Outbox) -> None:
+        if cmd.action == "resume" and cmd.source != "risk":
+            self.engine.on_manual_resume()
+            self._flush(0, out)
+        self._dirty = True
 
     # ---- handling ------------------------------------------------------------------------
 
@@ -125,8 +148,10 @@ class RiskHarmoniser(Service[RiskParams]):
                 msg.volume,
                 msg.ts_ns,
                 self.trading,
+                msg.quality,
             )
             self._breaker(cmd, out)
+            self._flush(msg.trace_ts_ns, out)
         elif isinstance(msg, Fill):
             notional_usd = msg.qty * msg.price
             if not (abs(notional_usd) < MAX_NOTIONAL_USD and abs(msg.fee) < MAX_NOTIONAL_USD):
@@ -137,23 +162,32 @@ class RiskHarmoniser(Service[RiskParams]):
                 return
             signed = msg.qty if msg.side == "buy" else -msg.qty
             self._dirty |= eng.on_fill(
-                msg.fill_id, msg.order_id, msg.symbol, signed, msg.price, msg.fee
+                msg.fill_id, msg.order_id, msg.symbol, signed, msg.price, msg.fee, msg.ts_ns
             )
         elif isinstance(msg, Rejection):
             self._dirty |= eng.on_rejection(msg.order_id)
         elif isinstance(msg, Signal):
             decision = eng.on_signal(msg, self.trading)
             if decision is not None:
-                self._emit(msg, decision, out)
+                self._emit(msg.trace_ts_ns, decision, out)
 
-    def _emit(self, sig: Signal, d: Decision, out: Outbox) -> None:
+    def _flush(self, trace_ts_ns: int, out: Outbox) -> None:
+        """The engine's exit orders and breaker events, in the order it made them."""
+        pending = self.engine.pending
+        if pending:
+            self.engine.pending = []
+            for d in pending:
+                self._emit(trace_ts_ns, d, out)
+            self._dirty = True
+
+    def _emit(self, trace_ts_ns: int, d: Decision, out: Outbox) -> None:
         if d.action == "order":
             out.emit(
                 Order(
-                    trace_ts_ns=sig.trace_ts_ns,
+                    trace_ts_ns=trace_ts_ns,
                     order_id=d.order_id,
                     symbol=d.symbol,
-                    ts_ns=sig.ts_ns,
+                    ts_ns=d.ts_ns,
                     side=d.side,  # type: ignore[arg-type]
                     qty=d.qty,
                     position_size_usd=d.target_usd,
@@ -173,9 +207,9 @@ class RiskHarmoniser(Service[RiskParams]):
         out.emit(
             RiskDecision.checked(
                 {
-                    "trace_ts_ns": sig.trace_ts_ns,
+                    "trace_ts_ns": trace_ts_ns,
                     "symbol": d.symbol,
-                    "ts_ns": sig.ts_ns,
+                    "ts_ns": d.ts_ns,
                     "action": d.action,
                     "reason": d.reason,
                     "trading_state": self.trading.state,
@@ -197,6 +231,9 @@ class RiskHarmoniser(Service[RiskParams]):
             self.apply_control(cmd, out, announce=True)
 
     def on_batch_end(self, out: Outbox) -> None:
+        if out.dead:  # inputs that failed: the failures breaker counts them
+            self.engine.on_failure(len(out.dead))
+            self._dirty = True
         if self._dirty:
             blob = orjson.dumps(self._dump())
             out.call(lambda pipe: pipe.set(STATE_KEY, blob))
@@ -217,6 +254,20 @@ class RiskHarmoniser(Service[RiskParams]):
             "loss_streak": eng.streak.count,
             "day": eng.day,
             "day_start_equity_usd": eng.day_start_equity_usd,
+            "breakers": {
+                "trips": {n: [t.level, t.reason, t.ts_ns, t.until_ns] for n, t in eng.trips.items()},
+                "week": eng.week,
+                "week_start_equity_usd": eng.week_start_equity_usd,
+                "peak_equity_usd": eng.peak_equity_usd,
+                "failures": eng.failures,
+                "newest_tick_ns": eng.newest_tick_ns,
+                "step_down": eng.step_down,
+            },
+            "exits": {
+                "opened": {s: [o.ts_ns, o.horizon, o.horizon_s] for s, o in eng.opened.items()},
+                "trip_pnl_usd": eng.trip_pnl_usd,
+                "order_horizon": eng.order_horizon,
+            },
         }
 
     def _load(self, doc: dict[str, Any], fills: list[str]) -> None:
@@ -227,6 +278,24 @@ class RiskHarmoniser(Service[RiskParams]):
         eng.streak.count = int(doc.get("loss_streak", 0))
         eng.day = int(doc.get("day", 0))
         eng.day_start_equity_usd = float(doc.get("day_start_equity_usd", self.config.equity_usd))
+        b = doc.get("breakers", {})
+        eng.trips = {
+            str(n): brk.Trip(str(lv), str(why), int(ts), int(until))
+            for n, (lv, why, ts, until) in b.get("trips", {}).items()
+        }
+        eng.week = int(b.get("week", 0))
+        eng.week_start_equity_usd = float(b.get("week_start_equity_usd", eng.day_start_equity_usd))
+        eng.peak_equity_usd = float(b.get("peak_equity_usd", eng.portfolio.equity_usd()))
+        eng.failures = int(b.get("failures", 0))
+        eng.newest_tick_ns = int(b.get("newest_tick_ns", 0))
+        eng.step_down = {str(k): float(v) for k, v in b.get("step_down", {}).items()}
+        e = doc.get("exits", {})
+        eng.opened = {
+            str(s): ex.Opened(int(ts), str(h), float(hs))
+            for s, (ts, h, hs) in e.get("opened", {}).items()
+        }
+        eng.trip_pnl_usd = {str(k): float(v) for k, v in e.get("trip_pnl_usd", {}).items()}
+        eng.order_horizon = {str(k): str(v) for k, v in e.get("order_horizon", {}).items()}
 
     def health_details(self) -> dict[str, Any]:
         eng = self.engine
@@ -237,6 +306,7 @@ class RiskHarmoniser(Service[RiskParams]):
             "positions": {s: eng.portfolio.exposure_qty(s) for s in eng.symbols},
             "working_orders": len(eng.portfolio.working),
             "portfolio_var_pct": round(eng.portfolio_var_pct(), 4) if eng.symbols else 0.0,
+            "breakers": {n: {"level": t.level, "reason": t.reason} for n, t in eng.trips.items()},
         }
 
 

@@ -64,8 +64,13 @@ TS_METRICS = ("edge_blended_bps", "position_size_usd", "var_pct", "pnl_usd")
 
 
 def reason_label(reason: str) -> str:
-    """A bounded label: the reason code before any ':' detail, at most 40 characters."""
-    return (reason.split(":", 1)[0].strip() or "unknown")[:40]
+    """A bounded label: the reason code before any ':' detail, at most 40 characters;
+    for an exit or a breaker, its kind too (``exit:stop_loss``, ``breaker:daily_loss``)."""
+    head, _, rest = reason.partition(":")
+    if head in ("exit", "breaker", "breaker_lifted") and rest:
+        kind = rest.split()[0] if rest.split() else ""
+        return f"{head}:{kind}"[:40]
+    return (head.strip() or "unknown")[:40]
 
 
 class Telemetry(Service[TelemetryConfig]):
@@ -152,7 +157,7 @@ class Telemetry(Service[TelemetryConfig]):
         elif isinstance(msg, Position):
             self._on_position(msg)
         elif isinstance(msg, RiskDecision):
-            self._on_decision(msg)
+            self._on_decision(msg, out)
         elif isinstance(msg, Rejection):
             self.writes.count(tm.REJECTIONS_TOTAL, reason_label(msg.reason))
         elif isinstance(msg, RouterSwitch):
@@ -212,8 +217,26 @@ class Telemetry(Service[TelemetryConfig]):
         self.var_by_symbol[order.symbol] = order.var_pct
         self._portfolio_var()
 
-    def _on_decision(self, d: RiskDecision) -> None:
+    def _on_decision(self, d: RiskDecision, out: Outbox) -> None:
         self.writes.count(tm.RISK_DECISIONS_TOTAL, d.action, reason_label(d.reason))
+        if d.action == "breaker":  # a breaker tripped or lifted: a standard event of its own
+            self._show_state(d.trading_state)
+            out.emit(
+                Event.checked(
+                    {
+                        "trace_ts_ns": d.trace_ts_ns,
+                        "symbol": d.symbol,
+                        "ts_ns": d.ts_ns,
+                        "timestamp": dt.datetime.fromtimestamp(d.ts_ns / 1e9, dt.UTC).isoformat(),
+                        "action": "breaker",
+                        "size_usd": 0.0,
+                        "price": 0.0,
+                        "reason": d.reason,
+                    }
+                )
+            )
+            self.events_written += 1
+            return
         self._gauge(tm.EDGE_BLENDED_BPS, "edge_blended_bps", d.symbol, d.edge_blended_bps)
         self._show_state(d.trading_state)
         self.portfolio_var_pct = d.portfolio_var_pct

@@ -103,16 +103,21 @@ def test_stale_signal_opens_nothing_and_bad_quote_is_refused() -> None:
     assert d is not None and d.reason == "stale_quote"
 
 
-def test_daily_drawdown_halts_until_midnight_then_resumes() -> None:
-    eng = _engine()
+def test_daily_loss_stops_new_positions_until_midnight_and_exits_still_run() -> None:
+    # VaR levels out of the way: this is the daily loss breaker alone
+    eng = _engine(limits={"var_limit_pct": 50.0}, breakers={"halt_var_pct": 60.0})
     eng.on_fill("f1", "ext", "BTC-USD", 10.0, 65_000.0, 0.0)
     # a 5 % fall on 650k = 32.5k loss = 3.25 % of 1M: the next sample trips
     cmd = eng.on_tick("BTC-USD", 61_749.0, 61_751.0, 3.0, 3.0, 1.0, T0 + 2 * 10**9, ACTIVE)
-    assert cmd is not None and cmd.action == "halt" and "daily_drawdown" in cmd.reason
+    assert cmd is not None and cmd.action == "reduce" and "daily_loss" in cmd.reason
     assert cmd.until_ns == 19_001 * DAY_NS
-    halted = TradingState("HALTED", cmd.reason, 1, cmd.until_ns)
-    assert eng.on_tick("BTC-USD", 61_749, 61_751, 3, 3, 1, T0 + 4 * 10**9, halted) is None
-    cmd = eng.on_tick("BTC-USD", 61_749, 61_751, 3, 3, 1, 19_001 * DAY_NS + 1, halted)
+    # HALT_NEW_POSITIONS, not a frozen book: the position's stop-loss still exits it
+    exits = [d for d in eng.pending if d.action == "order"]
+    assert [(d.reason, d.side, d.reduce_only) for d in exits] == [("exit:stop_loss", "sell", True)]
+    assert exits[0].qty == pytest.approx(10.0)
+    reducing = TradingState("REDUCING", cmd.reason, 1, cmd.until_ns)
+    assert eng.on_tick("BTC-USD", 61_749, 61_751, 3, 3, 1, T0 + 4 * 10**9, reducing) is None
+    cmd = eng.on_tick("BTC-USD", 61_749, 61_751, 3, 3, 1, 19_001 * DAY_NS + 1, reducing)
     assert cmd is not None and cmd.action == "resume"
 
 
