@@ -123,14 +123,16 @@ def status() -> int:
                 bad += 1
                 print(f"{name:<16} :{port}  DOWN (no answer)")
                 continue
-            if doc.get("status") != "ok":
-                bad += 1
+            if doc.get("status") not in ("ok", "degraded"):
+                bad += 1  # degraded is alive and names its cause (below): not a failure
             lag = sum(v.get("lag", 0) for v in doc.get("lag", {}).values() if v.get("lag", 0) > 0)
             print(
                 f"{name:<16} :{port}  {doc.get('status', '?'):<10} processed={doc.get('processed')} "
                 f"lag={lag} dlq={doc.get('dlq')} config=v{doc.get('config', {}).get('version')} "
                 f"state={doc.get('trading_state')}"
             )
+            for why in doc.get("degraded") or []:
+                print(f"{'':<16}   degraded: {why}")
         return 1 if bad else 0
 
     return asyncio.run(probe())

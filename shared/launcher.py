@@ -185,7 +185,8 @@ class Stack:
 
     async def _all_healthy(self) -> bool:
         docs = await asyncio.gather(*(get_json(http_port(n), timeout_s=0.5) for n in SERVICE_NAMES))
-        return all(d is not None and d.get("status") == "ok" for d in docs)
+        # "degraded" (a stale feed, say) is alive and says why: not a start failure
+        return all(d is not None and d.get("status") in ("ok", "degraded") for d in docs)
 
     async def _summary(self, elapsed: float, last_ticks: int, last_t: float) -> tuple[int, float]:
         docs = dict(
@@ -203,7 +204,11 @@ class Stack:
         ticks = int(fb.get("ticks_published", last_ticks))
         now = time.monotonic()
         rate = (ticks - last_ticks) / max(now - last_t, 1e-9)
-        down = [n for n, d in docs.items() if not d or d.get("status") != "ok"]
+        down = [
+            n if d else f"{n} (down)"
+            for n, d in docs.items()
+            if not d or d.get("status") != "ok"
+        ]
         say(
             f"[stack] {elapsed:5.0f}s | ticks/s {rate:7.1f} | orders {rh.get('orders_sent', '?')} | "
             f"fills {ex.get('fills', '?')} | pnl ${ex.get('pnl_usd', 0):,.2f} | "
