@@ -118,7 +118,9 @@ class EwmaCovariance:
         self.period_s = 0.0  # event time between the last two samples
         self.samples = 0  # updates of S (the first sample only sets the marks)
         self.history: deque[tuple[float, tuple[float, ...]]] = deque(maxlen=history)
-        self._unreported = False  # a sample closed by flush, not yet told by mark
+        self._unreported = False  # a sample closed, not yet told by mark
+        # S, prev_marks, last_ns, samples, period_s before the last sample
+        self._undo: tuple[list[list[float]], list[float], int, int, float] | None = None
         self._daily: tuple[tuple[float, ...], ...] = ()
 
     def add(self, symbol: str, prior_daily_vol: float) -> int:
@@ -153,27 +155,34 @@ class EwmaCovariance:
 
     def mark(self, idx: int, mid: float, ts_ns: int) -> bool:
         """Record name ``idx``'s mark at ``ts_ns``. The first mark of a later time closes
-        the due sample of the marks as of the time before (all its marks are in). True
-        when a sample closed since the last ``mark`` (here, or by a ``flush``): the
-        caller's per-sample work is due. A mark older than the newest enters the next
-        sample."""
-        closed = False
-        if ts_ns > self.mark_ns:
+        the due sample of the marks as of the time before (all its marks are in). True,
+        at the first mark of a later time, when a sample closed since the last True
+        (here, or by a ``flush``): the caller's per-sample work is due.
+
+        A mark at the time of a sample a ``flush`` closed already (it came after the
+        decision: out of order) reopens that sample and closes it again with this mark,
+        so S ends as if it had come first; an older mark enters the next sample."""
+        later = ts_ns > self.mark_ns
+        if later:
             if self.mark_ns and self.due(self.mark_ns):
-                closed = self.sample(self.marks, self.mark_ns)
+                self._unreported |= self.sample(self.marks, self.mark_ns)
             self.mark_ns = ts_ns
         if mid > 0.0:
             self.marks[idx] = mid
-        closed |= self._unreported
-        self._unreported = False
-        return closed
+            if not later and ts_ns == self.last_ns == self.mark_ns and self._undo is not None:
+                self._resample()
+        told = later and self._unreported
+        if told:
+            self._unreported = False
+        return told
 
     def flush(self, ts_ns: int) -> bool:
         """Before a decision at ``ts_ns``: every mark up to ``ts_ns`` is in, so a due
         sample of the newest marks' time closes now. True when one closed."""
         if self.mark_ns and self.mark_ns <= ts_ns and self.due(self.mark_ns):
-            self._unreported = self.sample(self.marks, self.mark_ns)
-            return self._unreported
+            closed = self.sample(self.marks, self.mark_ns)
+            self._unreported |= closed
+            return closed
         return False
 
     def sample(self, marks: Sequence[float], ts_ns: int) -> bool:
@@ -181,6 +190,14 @@ class EwmaCovariance:
         due: update S with the returns since the last sample. True when taken."""
         if not self.due(ts_ns):
             return False
+        # what it takes to undo this sample (a mark of its time that comes late)
+        self._undo = (
+            [row[:] for row in self.cov],
+            self.prev_marks[:],
+            self.last_ns,
+            self.samples,
+            self.period_s,
+        )
         n = len(self.cov)
         r = [0.0] * n
         for k in range(n):
@@ -196,6 +213,21 @@ class EwmaCovariance:
             self.period_s = (ts_ns - self.last_ns) / 1e9
         self.last_ns = ts_ns
         return True
+
+    def _resample(self) -> None:
+        """Undo the last sample and take it again with the current marks (``mark``)."""
+        if self._undo is None:
+            return
+        cov, prev_marks, last_ns, samples, period_s = self._undo
+        ts_ns = self.last_ns
+        if last_ns:  # an update was made and kept: drop it
+            self.history.pop()
+        self.cov = cov
+        for k in range(len(cov), len(self.prior_vols)):  # names added since: from the prior
+            self._add_prior(k)
+        self.prev_marks = prev_marks + [0.0] * (len(self.prior_vols) - len(prev_marks))
+        self.last_ns, self.samples, self.period_s = last_ns, samples, period_s
+        self.sample(self.marks, ts_ns)
 
     def _update(self, r: Sequence[float], sample_s: float) -> None:
         """S <- lam S + (1 - lam) x x^T, x = clip(r) / sqrt(sample_s) (module docstring)."""
@@ -235,6 +267,7 @@ class EwmaCovariance:
         self.rho, self.clip_sigmas = prior_correlation, clip_sigmas
         self.prior_vols = list(prior_daily_vols)
         self.cov = []
+        self._undo = None  # the history is the record now
         vols: deque[tuple[float, ...]] = deque(maxlen=keep_vols)
         for step_s, r in self.history:
             while len(self.cov) < len(r):  # a name added between these samples

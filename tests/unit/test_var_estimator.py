@@ -239,3 +239,27 @@ def test_a_decision_flushes_the_sample_of_its_time() -> None:
     assert eng.cov.samples == 1
     want = 0.94 * 0.02**2 + 0.06 * math.log(210.0 / 200.0) ** 2
     assert eng.cov.daily_vol(0) ** 2 == pytest.approx(want)
+
+
+def test_a_mark_after_the_decision_of_its_time_reopens_the_sample() -> None:
+    # Out of order (a tick of time T handled after a decision at T flushed T's sample):
+    # the sample is taken again with it, so S ends as if the tick had come first, and
+    # the per-sample work is told once, at the first mark of a later time.
+    in_order, late = _cov(), _cov()
+    in_order.add("A", 0.05)
+    in_order.add("B", 0.05)
+    late.add("A", 0.05)  # B appears only after the first decision
+    a, b = 100.0, 50.0
+    told = 0
+    for k in range(30):
+        a, b = a * (1 + 0.004 * math.sin(k)), b * (1 + 0.003 * math.cos(k))
+        ts = T0 + k * STEP_NS
+        in_order.mark(0, a, ts)
+        in_order.mark(1, b, ts)
+        in_order.flush(ts)
+        told += late.mark(0, a, ts)
+        late.flush(ts)  # the decision came before B's tick of ts
+        late.add("B", 0.05)
+        told += late.mark(1, b, ts)
+    assert sum(late.cov, []) == pytest.approx(sum(in_order.cov, []), rel=1e-12)
+    assert late.samples == in_order.samples == 29 and told == 29
