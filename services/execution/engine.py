@@ -95,6 +95,7 @@ class ExecutionEngine:
         self.last_snapshot_ns: dict[str, int] = {}
         self.last_equity_ns = 0
         self.stats: dict[str, impact.DailyStats] = {}  # the day's volume and volatility
+        self._stats_cfg = cfg  # the config the stats' parameters came from
 
     # ---- inputs ------------------------------------------------------------------------
 
@@ -183,9 +184,13 @@ class ExecutionEngine:
         return fm.Market(st.daily_volume, st.sigma_daily_bps, c.impact_coeff, c.impact_fallback_bps)
 
     def _observe(self, tick: Tick) -> None:
+        c = self.cfg
+        if c is not self._stats_cfg:  # a reload: the new parameters apply from now on
+            self._stats_cfg = c
+            for known in self.stats.values():
+                known.configure(c.volume_half_life_s, c.prior_daily_vol_bps, c.prior_weight_s)
         st = self.stats.get(tick.symbol)
         if st is None:
-            c = self.cfg
             st = self.stats[tick.symbol] = impact.DailyStats(
                 c.volume_half_life_s, c.prior_daily_vol_bps, c.prior_weight_s
             )

@@ -169,12 +169,17 @@ class DailyStats:
     )
 
     def __init__(self, half_life_s: float, prior_daily_vol_bps: float, prior_s: float) -> None:
-        self.half_life_s = half_life_s
-        self.prior_var_per_s = (prior_daily_vol_bps / 1e4) ** 2 / DAY_S
-        self.prior_s = prior_s
+        self.configure(half_life_s, prior_daily_vol_bps, prior_s)
         self.last_ns = 0
         self.last_mid = 0.0
         self.w_volume = self.w_var = self.w_dt = 0.0
+
+    def configure(self, half_life_s: float, prior_daily_vol_bps: float, prior_s: float) -> None:
+        """New parameters (a reload): the sums seen so far stay; the next quote decays
+        them with the new half-life, and the prior counts at its new weight at once."""
+        self.half_life_s = half_life_s
+        self.prior_var_per_s = (prior_daily_vol_bps / 1e4) ** 2 / DAY_S
+        self.prior_s = prior_s
 
     def add(self, ts_ns: int, mid: float, volume: float) -> None:
         if mid <= 0 or ts_ns <= self.last_ns:

@@ -6,6 +6,8 @@ import math
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.execution.config import ExecutionConfig, StrategyRules
 from services.execution.engine import HALT_REASON, ExecutionEngine, Outputs, fill_id
@@ -407,3 +409,34 @@ def test_quote_in_force_holds_for_every_fill() -> None:
         in_force = max((t for t in s.ticks if t.ts_ns <= f.ts_ns), key=lambda t: t.ts_ns)
         assert f.quote_ts_ns == in_force.ts_ns <= f.ts_ns
         assert math.isfinite(f.price)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(0.1, 50.0), min_size=1, max_size=6),  # order sizes
+    st.floats(10.0, 2_000.0),  # the day's volume
+    st.sampled_from(["market", "twap", "pov", "iceberg"]),
+)
+def test_no_order_fills_more_than_5_pct_of_the_days_volume(
+    sizes: list[float], volume: float, strategy: str
+) -> None:
+    s = known_market(cfg(impact_coeff=0.15), volume, 300.0).feed(tick(0, size=1e6))
+    for i, qty in enumerate(sizes):
+        s.feed(order(1 + i, qty=qty, oid=f"o{i}", order_type=strategy))
+    for ms in range(10, 8_000, 500):
+        s.feed(tick(ms, size=1e6))
+    filled: dict[str, float] = {}
+    for f in s.fills:
+        filled[f.order_id] = filled.get(f.order_id, 0.0) + f.qty
+    assert all(q <= 0.05 * volume * (1 + 1e-9) for q in filled.values())
+    capped = [r for r in s.out.rejections if r.reason == "participation_cap"]
+    assert all(r.filled_qty == pytest.approx(0.05 * volume) for r in capped)
+
+
+def test_a_reload_of_the_stats_keys_applies_without_a_restart() -> None:
+    s = Script(cfg(prior_daily_vol_bps=300.0, prior_weight_s=3_600.0))
+    s.feed(tick(0), tick(10))  # no move: sigma is the prior's
+    assert s.engine.market("X").sigma_daily_bps == pytest.approx(300.0, rel=1e-3)
+    s.engine.cfg = cfg(prior_daily_vol_bps=100.0, prior_weight_s=3_600.0)  # as on_config
+    s.feed(tick(20))
+    assert s.engine.market("X").sigma_daily_bps == pytest.approx(100.0, rel=1e-3)
