@@ -84,6 +84,7 @@ class Outputs:
 
 class ExecutionEngine:
     def __init__(self, cfg: ExecutionConfig) -> None:
+        self.stats: dict[str, impact.DailyStats] = {}  # the day's volume and volatility
         self.cfg = cfg
         self.quotes = QuoteHistory(cfg.quote_history)
         self.books: dict[str, PositionBook] = {}
@@ -94,8 +95,6 @@ class ExecutionEngine:
         self.recent: dict[str, deque[tuple[int, Side]]] = {}
         self.last_snapshot_ns: dict[str, int] = {}
         self.last_equity_ns = 0
-        self.stats: dict[str, impact.DailyStats] = {}  # the day's volume and volatility
-        self._stats_cfg = cfg  # the config the stats' parameters came from
 
     # ---- inputs ------------------------------------------------------------------------
 
@@ -183,12 +182,19 @@ class ExecutionEngine:
             return fm.Market(0.0, 0.0, c.impact_coeff, c.impact_fallback_bps)
         return fm.Market(st.daily_volume, st.sigma_daily_bps, c.impact_coeff, c.impact_fallback_bps)
 
+    @property
+    def cfg(self) -> ExecutionConfig:
+        return self._cfg
+
+    @cfg.setter
+    def cfg(self, c: ExecutionConfig) -> None:
+        """A new config (a reload sets it): the day's stats take its parameters at once."""
+        self._cfg = c
+        for known in self.stats.values():
+            known.configure(c.volume_half_life_s, c.prior_daily_vol_bps, c.prior_weight_s)
+
     def _observe(self, tick: Tick) -> None:
         c = self.cfg
-        if c is not self._stats_cfg:  # a reload: the new parameters apply from now on
-            self._stats_cfg = c
-            for known in self.stats.values():
-                known.configure(c.volume_half_life_s, c.prior_daily_vol_bps, c.prior_weight_s)
         st = self.stats.get(tick.symbol)
         if st is None:
             st = self.stats[tick.symbol] = impact.DailyStats(
