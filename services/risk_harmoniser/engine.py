@@ -290,6 +290,18 @@ class RiskEngine:
 
     # ---- exits ---------------------------------------------------------------------------
 
+    def stop_fracs(self, classes: tuple[str, ...]) -> tuple[float, ...]:
+        """Each name's stop distance as a fraction (() with exits off): what the open
+        risk limit sums against the daily loss stop."""
+        e = self.p.exits
+        if not e.enabled:
+            return ()
+        return tuple(
+            ex.stop_bps(e.stop_loss_bps.of(cls), e.stop_loss_vol_mult, self.cov.daily_vol(k))
+            / 1e4
+            for k, cls in enumerate(classes)
+        )
+
     def _exit(self, i: int) -> None:
         """Name i's exit (exits.py), the emergency close or the REDUCE_RISK step-down, as
         an order for the position when one is due and none is working."""
@@ -687,6 +699,7 @@ class RiskEngine:
             cov,
             equity,
             self.loss_budget_usd(equity_usd),
+            self.stop_fracs(names.asset_class),
         )
         inputs = SizeInputs(
             direction,

@@ -11,9 +11,10 @@ working), others = every other name:
 - gross cap:       |t| + gross(others) <= gross_cap_pct / 100 * E     (every class; the
                    schema keeps each leverage(class) <= gross_cap_pct / 100, else the
                    gross cap would always bind first)
-- open risk:       z*sigma*|t| + sum(z*sigma_j*|w_j|) <= daily loss budget left (USD):
-                   the seed's "sum of stops <= daily loss stop", the 1-day 95 % move
-                   standing in for each stop distance
+- open risk:       s_i*|t| + sum(s_j*|w_j|) <= daily loss budget left (USD): the
+                   seed's "sum of stops <= daily loss stop", s_j = each name's stop
+                   distance (exits.py, a fraction); with exits off, the 1-day 95 %
+                   move z*sigma_j stands in for it
 - single trade:    the new exposure a trade opens (|t| - |x| on the same side, |t| when
                    it flips) <= single_trade_risk_pct / 100 * E / (z * sigma)
 - max order:       |t - x| <= max_order_usd (pre-trade)
@@ -43,6 +44,9 @@ class Book:
     cov_daily: Matrix  # 1-day covariance of returns (fractions^2)
     equity_usd: float
     loss_budget_usd: float  # daily loss stop left today
+    # Each name's stop distance as a fraction of its price (exits.py); () with exits
+    # off: the 1-day 95 % move stands in for it.
+    stop_frac: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,7 @@ def limit_intervals(i: int, book: Book, caps: Caps, reducing: bool) -> list[Inte
     cls, sec = book.asset_class[i], book.sector[i]
     classes, sectors, cov = book.asset_class, book.sector, book.cov_daily
     gross_cls = gross_sec = gross_all = risk_others = 0.0
+    stops = book.stop_frac
     for j, wj in enumerate(w):
         if j == i or wj == 0.0:
             continue
@@ -83,18 +88,22 @@ def limit_intervals(i: int, book: Book, caps: Caps, reducing: bool) -> list[Inte
             gross_cls += a
         if sectors[j] == sec:
             gross_sec += a
-        v = cov[j][j]
-        if v > 0.0:
-            risk_others += z * math.sqrt(v) * a
+        if stops:
+            risk_others += stops[j] * a
+        else:
+            v = cov[j][j]
+            if v > 0.0:
+                risk_others += z * math.sqrt(v) * a
     v = cov[i][i]
     z_sigma = z * math.sqrt(v) if v > 0.0 else 0.0
+    stop_i = stops[i] if stops else z_sigma
 
     # |t| <= cap, each cap >= 0
     name = max(0.0, caps.name_cap_pct / 100.0 * eq)
     leverage = max(0.0, caps.leverage * eq - gross_cls)
     sector = max(0.0, caps.sector_cap_pct / 100.0 * eq - gross_sec)
     gross = max(0.0, caps.gross_cap_pct / 100.0 * eq - gross_all)
-    risk = (book.loss_budget_usd - risk_others) / z_sigma if z_sigma > 0.0 else math.inf
+    risk = (book.loss_budget_usd - risk_others) / stop_i if stop_i > 0.0 else math.inf
     risk = max(0.0, risk)
     # single trade risk: the new exposure a trade opens
     opening = caps.single_trade_risk_pct / 100.0 * eq / z_sigma if z_sigma > 0.0 else math.inf

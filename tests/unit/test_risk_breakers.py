@@ -266,3 +266,19 @@ def test_a_flagged_quote_opens_nothing_but_reductions_pass() -> None:
     _tick(eng, 65_000.0, T0 + 5 * S, quality="jump")
     d = eng.on_signal(_sig(-150.0, T0 + 6 * S), ACTIVE)  # against the long: a reduction
     assert d is not None and d.action == "order" and d.side == "sell"
+
+
+def test_open_risk_sums_the_real_stops_against_the_daily_loss_stop() -> None:
+    from services.risk_harmoniser.limits import Book, Caps, limit_intervals
+
+    # budget 3,000 USD; the other name holds 50k with a 4 % stop (2,000 at risk): name 0,
+    # with a 2 % stop, may hold (3,000 - 2,000) / 0.02 = 50k either way
+    cov = ((0.0004, 0.0), (0.0, 0.0009))
+    book = Book((0.0, 50_000.0), ("crypto", "crypto"), ("a", "b"), cov, 1e6, 3_000.0, (0.02, 0.04))
+    caps = Caps(100.0, 10.0, 100.0, 1000.0, 100.0, 100.0, 1.645, 1e9)
+    lo, hi = {r: (a, b) for r, a, b in limit_intervals(0, book, caps, False)}["open_risk"]
+    assert (lo, hi) == (pytest.approx(-50_000.0), pytest.approx(50_000.0))
+    # exits off: the 1-day 95 % move stands in (z sigma = 1.645 * 0.02, 1.645 * 0.03)
+    book.stop_frac = ()
+    lo, hi = {r: (a, b) for r, a, b in limit_intervals(0, book, caps, False)}["open_risk"]
+    assert hi == pytest.approx((3_000 - 1.645 * 0.03 * 50_000) / (1.645 * 0.02))
