@@ -18,6 +18,9 @@ from shared.bus import TRANSIENT_ERRORS, Bus, Entry, Outbox, dead_letter
 from shared.merge import TIMER, EventMerge
 from shared.messages import MAX_NS, Watermark, watermark_stream
 
+# How long an upstream never heard from is waited for before it is taken for dead.
+STARTUP_GRACE_S = 30.0
+
 
 def _id_ms(entry_id: str) -> int:
     """The time part of a Redis stream id (``ms-seq``); -1 for another kind of id."""
@@ -65,6 +68,7 @@ class EventTime:
         self._wm_source = 0  # what a source published through (``publish_now``)
         self._wm_wall = 0.0  # monotonic time of the last watermark written
         self._seen = dict.fromkeys(self._wm_inputs.values(), time.monotonic())
+        self._wm_heard: set[str] = set()  # producers whose watermark has come at least once
         # producer -> (wm_ns, ms of its entry id) read, not yet known to be caught up with
         self._wm_pending: dict[str, list[tuple[int, int]]] = {}
         self._read_ms: dict[str, int] = {}  # input stream -> ms of the last entry id read
@@ -124,6 +128,7 @@ class EventTime:
                         (msg.wm_ns, _id_ms(entry.entry_id))
                     )
                     self._seen[producer] = time.monotonic()
+                    self._wm_heard.add(producer)
                 elif entry.error != "deleted":
                     out.dead.append(dead_letter(self.name, entry, entry.error or "undecodable"))
             elif msg is None:
@@ -184,7 +189,10 @@ class EventTime:
         hold_s = self.config.bus.max_hold_ms / 1000
         now = time.monotonic()
         for producer, seen in self._seen.items():
-            dead = now - seen > hold_s
+            # one never heard from may be starting still (imports on a loaded machine):
+            # stepping over it then releases entries out of event-time order
+            limit_s = hold_s if producer in self._wm_heard else max(hold_s, STARTUP_GRACE_S)
+            dead = now - seen > limit_s
             if dead and producer not in merge.forced:
                 merge.forced.add(producer)
                 m.WATERMARK_FORCED.labels(self.name, producer).inc()
