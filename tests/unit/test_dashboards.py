@@ -86,3 +86,15 @@ def test_promtool_check_rules_passes() -> None:
     out = subprocess.run(["promtool", "check", "rules", str(RULES)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"SUCCESS: {len(rules())} rules found" in out.stdout
+
+
+def test_every_alert_has_a_runbook_entry() -> None:
+    from pathlib import Path
+
+    runbook = (Path(__file__).resolve().parents[2] / "docs" / "runbook.md").read_text()
+    sections = {line[3:].strip() for line in runbook.splitlines() if line.startswith("## ")}
+    for r in rules():
+        rows = [line for line in runbook.splitlines() if f"`{r['alert']}`" in line and "|" in line]
+        assert rows, f"{r['alert']}: not in the runbook's alert table"
+        entry = rows[0].rsplit("|", 2)[-2].strip().strip("*")
+        assert entry in sections, f"{r['alert']}: runbook entry {entry!r} has no section"
