@@ -282,3 +282,27 @@ def test_open_risk_sums_the_real_stops_against_the_daily_loss_stop() -> None:
     book.stop_frac = ()
     lo, hi = {r: (a, b) for r, a, b in limit_intervals(0, book, caps, False)}["open_risk"]
     assert hi == pytest.approx((3_000 - 1.645 * 0.03 * 50_000) / (1.645 * 0.02))
+
+
+def test_trips_and_their_references_survive_a_restart() -> None:
+    import orjson
+
+    from services.risk_harmoniser.service import RiskHarmoniser
+
+    svc = RiskHarmoniser(RiskParams(**NO_VAR))  # type: ignore[arg-type]
+    eng = svc.engine
+    _tick(eng, 65_000.0, T0)
+    _opened(eng)
+    eng.on_timer(T0 + 5 * S, ACTIVE)  # data latency
+    eng.on_failure(2)
+    doc = orjson.loads(orjson.dumps(svc._dump()))
+    again = RiskHarmoniser(RiskParams(**NO_VAR))  # type: ignore[arg-type]
+    again._load(doc, [])
+    e2 = again.engine
+    assert e2.trips == eng.trips and "data_latency" in e2.trips
+    assert (e2.failures, e2.newest_tick_ns, e2.peak_equity_usd) == (
+        eng.failures,
+        eng.newest_tick_ns,
+        eng.peak_equity_usd,
+    )
+    assert e2.opened == eng.opened and e2.week_start_equity_usd == eng.week_start_equity_usd
