@@ -206,6 +206,9 @@ class BreakerParams(Frozen):
     emergency_var_mult: float = Field(
         default=2.0, ge=1, description="VaR above this x halt_var_pct -> EMERGENCY_CLOSE"
     )
+    emergency_on_panic: bool = Field(
+        default=False, description="a signal in the PANIC regime -> EMERGENCY_CLOSE"
+    )
 
 
 class ExitParams(Frozen):

@@ -43,7 +43,7 @@ from services.risk_harmoniser.var import (
     portfolio_var_pct,
     position_var_pct,
 )
-from shared.control import ControlCommand, TradingState
+from shared.control import ControlCommand, TradingState, state_after
 from shared.messages import SIGNALS, Signal
 
 _EWMA_DEPTH = 0.1  # weight of the newest touch depth / volume rate
@@ -152,6 +152,7 @@ class RiskEngine:
         # Outputs of ticks and timers for the service to write: exit orders and breaker
         # events (decisions with action "breaker").
         self.pending: list[Decision] = []
+        self.command: ControlCommand | None = None  # a signal's breaker command (PANIC)
 
     def configure(self, p: RiskParams) -> None:
         """A new config: limits apply at once; learned state (book, covariance) stays,
@@ -284,9 +285,7 @@ class RiskEngine:
 
     def has_exposure(self) -> bool:
         """A position or a working order: a tick may cause an exit order."""
-        return bool(self.portfolio.working) or any(
-            h.qty for h in self.portfolio.holdings.values()
-        )
+        return bool(self.portfolio.working) or any(h.qty for h in self.portfolio.holdings.values())
 
     # ---- exits ---------------------------------------------------------------------------
 
@@ -297,8 +296,7 @@ class RiskEngine:
         if not e.enabled:
             return ()
         return tuple(
-            ex.stop_bps(e.stop_loss_bps.of(cls), e.stop_loss_vol_mult, self.cov.daily_vol(k))
-            / 1e4
+            ex.stop_bps(e.stop_loss_bps.of(cls), e.stop_loss_vol_mult, self.cov.daily_vol(k)) / 1e4
             for k, cls in enumerate(classes)
         )
 
@@ -351,7 +349,9 @@ class RiskEngine:
         oid = hashlib.sha256(key.encode()).hexdigest()[:24]
         equity = self._equity()
         d = Decision(sym, "order", reason, target_usd=target_qty * mark, ts_ns=self.now_ns)
-        d.var_pct = position_var_pct(d.target_usd, self.cov.daily_vol(i), self.p.limits.var_z, equity)
+        d.var_pct = position_var_pct(
+            d.target_usd, self.cov.daily_vol(i), self.p.limits.var_z, equity
+        )
         d.portfolio_var_pct = self.portfolio_var_pct()
         d.order_id, d.side, d.qty, d.price = oid, "buy" if delta > 0 else "sell", abs(delta), mark
         d.reduce_only = True
@@ -475,7 +475,9 @@ class RiskEngine:
             self._trip("daily_loss", "HALT_NEW_POSITIONS", f"daily_loss {dd:.2f}%", until)
         dd = brk.drawdown_pct(self.week_start_equity_usd, equity)
         if dd >= b.weekly_loss_pct and "weekly_loss" not in trips:
-            self._trip("weekly_loss", "HALT_NEW_POSITIONS", f"weekly_loss {dd:.2f}%", brk.next_week_ns(now))
+            self._trip(
+                "weekly_loss", "HALT_NEW_POSITIONS", f"weekly_loss {dd:.2f}%", brk.next_week_ns(now)
+            )
         dd = brk.drawdown_pct(self.peak_equity_usd, equity)
         t = trips.get("drawdown")
         if t is not None:
@@ -517,14 +519,18 @@ class RiskEngine:
     def _trip(self, name: str, level: str, what: str, until_ns: int = 0) -> None:
         t = brk.Trip(level, f"breaker:{what}", self.now_ns, until_ns)
         self.trips[name] = t
-        self.pending.append(Decision("portfolio", "breaker", f"{t.reason} -> {level}", ts_ns=self.now_ns))
+        self.pending.append(
+            Decision("portfolio", "breaker", f"{t.reason} -> {level}", ts_ns=self.now_ns)
+        )
 
     def _lift(self, name: str) -> None:
         t = self.trips.pop(name)
         if name == "drawdown":
             self.step_down = {}
         self.pending.append(
-            Decision("portfolio", "breaker", f"breaker_lifted:{name} ({t.level})", ts_ns=self.now_ns)
+            Decision(
+                "portfolio", "breaker", f"breaker_lifted:{name} ({t.level})", ts_ns=self.now_ns
+            )
         )
 
     def _command(self, state: TradingState) -> ControlCommand | None:
@@ -604,6 +610,15 @@ class RiskEngine:
         # inputs come in event-time order; more for an entry that came late).
         lag_ms = (self.now_ns - sig.ts_ns) / 1e6
         self.now_ns = max(self.now_ns, sig.ts_ns)
+        if (
+            sig.regime == "PANIC"
+            and p.breakers.emergency_on_panic
+            and "emergency" not in self.trips
+        ):
+            self._trip("emergency", "EMERGENCY_CLOSE", f"panic regime on {sig.symbol}")
+            self.command = self._command(state)
+            if self.command is not None:
+                state = state_after(self.command)
         edge, unc, _ = blend_book(self.books[i], sig.ts_ns, p.blend)
         d = Decision(sig.symbol, "reject", "", edge, unc, ts_ns=sig.ts_ns)
         # The book's VaR as it stands (sizing replaces it with the VaR after the order):

@@ -168,6 +168,10 @@ class RiskHarmoniser(Service[RiskParams]):
             self._dirty |= eng.on_rejection(msg.order_id)
         elif isinstance(msg, Signal):
             decision = eng.on_signal(msg, self.trading)
+            if eng.command is not None:  # a breaker the signal tripped (the PANIC regime)
+                self._breaker(eng.command, out)
+                eng.command = None
+                self._flush(msg.trace_ts_ns, out)
             if decision is not None:
                 self._emit(msg.trace_ts_ns, decision, out)
 

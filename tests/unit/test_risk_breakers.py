@@ -306,3 +306,17 @@ def test_trips_and_their_references_survive_a_restart() -> None:
         eng.peak_equity_usd,
     )
     assert e2.opened == eng.opened and e2.week_start_equity_usd == eng.week_start_equity_usd
+
+
+def test_the_panic_regime_closes_everything_when_enabled() -> None:
+    for enabled in (False, True):
+        eng = _engine(breakers={"emergency_on_panic": enabled})
+        _opened(eng)
+        panic = _sig(0.0, T0 + 2 * S).model_copy(update={"regime": "PANIC"})
+        eng.on_signal(panic, ACTIVE)
+        assert (eng.command is not None) is enabled
+        if enabled:
+            assert eng.command is not None and eng.command.action == "reduce"
+            state = state_after(eng.command)
+            _tick(eng, 65_000.0, T0 + 3 * S, state)
+            assert ("exit:emergency_close", "sell") in _orders(_take(eng))
