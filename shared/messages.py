@@ -204,6 +204,9 @@ class Fill(Message):
     price: float = Field(gt=0)
     fee: float  # USD; negative is a rebate
     slippage_bps: float
+    # Funding the fill paid on the quantity it closed, for the time held (USD, seed
+    # 003 §4: rate_bps * hours / 8); 0 on an opening fill.
+    funding_usd: float = 0.0
     liquidity: Literal["maker", "taker"] = "taker"
     venue: str = "paper"
     # Feedback for telemetry and model training (execution, issue 7); all optional.
@@ -249,6 +252,7 @@ class Position(Message):
     unrealized_pnl_usd: float
     fees_usd: float
     total_pnl_usd: float = 0.0
+    funding_usd: float = 0.0  # paid for the time positions were held (seed 003 §4)
     # Account totals over every symbol at the same instant (execution, issue 7).
     account_pnl_usd: float | None = None
     daily_pnl_usd: float | None = None  # since 00:00 UTC

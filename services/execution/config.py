@@ -108,6 +108,11 @@ class ExecutionConfig(ComponentConfig):
     prior_daily_vol_bps: float = Field(default=300.0, gt=0, le=10_000)
     prior_weight_s: float = Field(default=3_600.0, ge=0)
     max_participation_pct: float = Field(default=50.0, gt=0, le=100)
+    # seed 003 §4: funding = rate_bps * hours_held / 8, per asset class (no seed rate:
+    # 1 bps per 8 h for crypto perpetuals, none for cash stocks), as risk's cost model
+    funding_rate_bps_per_8h: dict[str, float] = Field(
+        default_factory=lambda: {"crypto": 1.0, "stocks": 0.0}
+    )
     quote_history: int = Field(default=512, ge=2, le=100_000)
     order_timeout_ms: float = Field(default=60_000.0, gt=0)
     snapshot_interval_ms: float = Field(default=1_000.0, ge=0)
@@ -130,6 +135,10 @@ class ExecutionConfig(ComponentConfig):
     def asset_class(self, symbol: str) -> AssetClass:
         """Configured, else by name as risk does: ``BASE-QUOTE`` pairs are crypto."""
         return self.asset_classes.get(symbol) or ("crypto" if "-" in symbol else "stocks")
+
+    def funding_rate_for(self, symbol: str) -> float:
+        """The symbol's funding rate, bps per 8 h held (0 for a class not listed)."""
+        return self.funding_rate_bps_per_8h.get(self.asset_class(symbol), 0.0)
 
     def fees_for(self, venue: str, symbol: str = "") -> VenueFees:
         """``schedule_for``, else the top-level maker/taker default."""

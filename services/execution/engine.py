@@ -370,7 +370,9 @@ class ExecutionEngine:
         book = self.books.setdefault(w.symbol, PositionBook())
         if self.account.new_day(at_ns) and self.account.roll(at_ns, total_pnl_usd(self.books)):
             out.account_changed = True
-        book.apply_fill(p.qty * fm.direction(w.side), p.price, fee)
+        signed = p.qty * fm.direction(w.side)
+        funding = book.funding_due(signed, at_ns, self.cfg.funding_rate_for(w.symbol))
+        book.apply_fill(signed, p.price, fee, at_ns, funding)
         newest = self.quotes.newest(w.symbol) or p.quote
         book.mark = fm.mid_price(newest)
         out.books.add(w.symbol)
@@ -389,6 +391,7 @@ class ExecutionEngine:
                     "qty": p.qty,
                     "price": p.price,
                     "fee": fee,
+                    "funding_usd": funding,
                     "slippage_bps": slip_bps,
                     "liquidity": p.liquidity,
                     "venue": p.quote.venue,
@@ -473,6 +476,7 @@ class ExecutionEngine:
                     "realized_pnl_usd": book.realized_pnl_usd,
                     "unrealized_pnl_usd": book.unrealized_pnl_usd,
                     "fees_usd": book.fees_usd,
+                    "funding_usd": book.funding_usd,
                     "total_pnl_usd": book.total_pnl_usd,
                     "account_pnl_usd": total,
                     "daily_pnl_usd": self.account.daily_pnl_usd(total),

@@ -5,7 +5,11 @@ For a fill of signed quantity q at price p on a position Q with average price A:
 - reducing: realized += min(|q|, |Q|) * (p - A) * sign(Q); a fill that crosses zero
   opens the remainder at p.
 - unrealized = Q * (mark - A); fees (USD, negative = rebate) accumulate separately and
-  total = realized + unrealized - fees.
+  total = realized + unrealized - fees - funding.
+- funding (seed 003 §4: rate_bps * hours_held / 8), charged on the quantity a fill
+  closes, for the time it was held: the position's entry time T is averaged by quantity
+  like its price (T' = (|Q| T + |q| t) / (|Q| + |q|) when adding), and a fill at t that
+  closes c units pays c * A * rate_bps / 1e4 * (t - T) / 8 h.
 """
 
 from __future__ import annotations
@@ -20,14 +24,35 @@ class PositionBook:
     realized_pnl_usd: float = 0.0
     fees_usd: float = 0.0
     mark: float = 0.0
+    entry_ts_ns: float = 0.0  # quantity-weighted entry time of the open position
+    funding_usd: float = 0.0
 
-    def apply_fill(self, signed_qty: float, price: float, fee_usd: float) -> float:
-        """Book a fill; returns the PnL it realized (USD, before fees)."""
+    def funding_due(self, signed_qty: float, ts_ns: int, rate_bps_per_8h: float) -> float:
+        """The funding a fill of ``signed_qty`` at ``ts_ns`` pays on what it closes."""
+        q0 = self.qty
+        if q0 == 0 or (q0 > 0) == (signed_qty > 0) or not rate_bps_per_8h:
+            return 0.0
+        closed = min(abs(signed_qty), abs(q0))
+        held_h = max(0.0, ts_ns - self.entry_ts_ns) / 3.6e12
+        return closed * self.avg_price * rate_bps_per_8h / 1e4 * held_h / 8.0
+
+    def apply_fill(
+        self,
+        signed_qty: float,
+        price: float,
+        fee_usd: float,
+        ts_ns: int = 0,
+        funding_usd: float = 0.0,
+    ) -> float:
+        """Book a fill (and the funding it pays, ``funding_due``); returns the PnL it
+        realized (USD, before fees and funding)."""
         self.fees_usd += fee_usd
+        self.funding_usd += funding_usd
         self.mark = price if self.mark == 0 else self.mark
         q0 = self.qty
         if q0 == 0 or (q0 > 0) == (signed_qty > 0):
             new_qty = q0 + signed_qty
+            self.entry_ts_ns = (abs(q0) * self.entry_ts_ns + abs(signed_qty) * ts_ns) / abs(new_qty)
             self.avg_price = (q0 * self.avg_price + signed_qty * price) / new_qty
             self.qty = new_qty
             return 0.0
@@ -39,6 +64,7 @@ class PositionBook:
             self.qty, self.avg_price = 0.0, 0.0
         elif (new_qty > 0) != (q0 > 0):
             self.qty, self.avg_price = new_qty, price  # crossed zero: the rest opens at p
+            self.entry_ts_ns = float(ts_ns)
         else:
             self.qty = new_qty
         return realized
@@ -49,7 +75,7 @@ class PositionBook:
 
     @property
     def total_pnl_usd(self) -> float:
-        return self.realized_pnl_usd + self.unrealized_pnl_usd - self.fees_usd
+        return self.realized_pnl_usd + self.unrealized_pnl_usd - self.fees_usd - self.funding_usd
 
     def as_dict(self) -> dict[str, float]:
         # dataclasses.asdict deep-copies field by field: 10x slower, once per fill
@@ -59,6 +85,8 @@ class PositionBook:
             "realized_pnl_usd": self.realized_pnl_usd,
             "fees_usd": self.fees_usd,
             "mark": self.mark,
+            "entry_ts_ns": self.entry_ts_ns,
+            "funding_usd": self.funding_usd,
         }
 
 

@@ -162,7 +162,13 @@ class RiskHarmoniser(Service[RiskParams]):
                 return
             signed = msg.qty if msg.side == "buy" else -msg.qty
             self._dirty |= eng.on_fill(
-                msg.fill_id, msg.order_id, msg.symbol, signed, msg.price, msg.fee, msg.ts_ns
+                msg.fill_id,
+                msg.order_id,
+                msg.symbol,
+                signed,
+                msg.price,
+                msg.fee + msg.funding_usd,  # risk's book pays the funding as a cost
+                msg.ts_ns,
             )
         elif isinstance(msg, Rejection):
             self._dirty |= eng.on_rejection(msg.order_id)

@@ -34,7 +34,7 @@ PNL_ATTRIBUTED_USD = Gauge(
     "Realized PnL split by consensus weight of the trade's opening decision",
     ["engine", "regime", "venue"],
 )
-COSTS_USD = Gauge("costs_usd", "Trading costs by kind (fee, slippage)", ["kind", "venue"])
+COSTS_USD = Gauge("costs_usd", "Trading costs by kind (fee, slippage, funding)", ["kind", "venue"])
 
 # ---- flow ----------------------------------------------------------------------------
 SIGNALS_TOTAL = Counter("signals_total", "Signals seen", ["model_id", "shadow"])

@@ -277,6 +277,7 @@ class Telemetry(Service[TelemetryConfig]):
         slippage_usd = fill.slippage_bps * fill.qty * fill.price / 1e4
         self.child(tm.COSTS_USD, "fee", fill.venue).inc(fill.fee)
         self.child(tm.COSTS_USD, "slippage", fill.venue).inc(slippage_usd)
+        self.child(tm.COSTS_USD, "funding", fill.venue).inc(fill.funding_usd)
         if result.realized_usd:
             opening = result.trade.context if result.closed is None else result.closed.context
             split = split_by_votes(result.realized_usd, opening.engine_votes, opening.model_id)

@@ -138,3 +138,19 @@ def test_book_as_dict_is_every_field() -> None:
     b = PositionBook(qty=1.5, avg_price=100.25, realized_pnl_usd=-3.0, fees_usd=0.125, mark=101.0)
     assert list(b.as_dict().items()) == list(asdict(b).items())
     assert PositionBook(**b.as_dict()) == b
+
+
+def test_funding_is_charged_for_the_time_actually_held() -> None:
+    # seed 003 §4: rate_bps * hours / 8. Long 2 at 100 opened at t = 0 and 1 more at
+    # t = 8 h (entry time 8/3 h on average); selling 3 at t = 16 h closes 3 units held
+    # 16 - 8/3 = 13.33 h on average at A = 100: 3 * 100 * 10 bps * 13.33 / 8 = 0.5 USD.
+    h = 3_600 * 10**9
+    b = PositionBook()
+    b.apply_fill(2.0, 100.0, 0.0, 0)
+    assert b.funding_due(1.0, 8 * h, 10.0) == 0.0  # adding pays nothing
+    b.apply_fill(1.0, 100.0, 0.0, 8 * h)
+    assert b.entry_ts_ns == pytest.approx(8 * h / 3)
+    due = b.funding_due(-3.0, 16 * h, 10.0)
+    assert due == pytest.approx(3 * 100 * 10 / 1e4 * (16 - 8 / 3) / 8)
+    b.apply_fill(-3.0, 100.0, 0.0, 16 * h, due)
+    assert b.qty == 0 and b.total_pnl_usd == pytest.approx(-due)
