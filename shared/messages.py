@@ -204,6 +204,8 @@ class Fill(Message):
     price: float = Field(gt=0)
     fee: float  # USD; negative is a rebate
     slippage_bps: float
+    # Seed 001 §6: "full" on the fill that completes its order, else "partial".
+    fill_type: Literal["full", "partial"] = "partial"
     # Funding the fill paid on the quantity it closed, for the time held (USD, seed
     # 003 §4: rate_bps * hours / 8); 0 on an opening fill.
     funding_usd: float = 0.0
@@ -236,6 +238,9 @@ class Rejection(Message):
     qty: float | None = Field(default=None, ge=0)
     filled_qty: float | None = Field(default=None, ge=0)
     strategy: str | None = None
+    # Seed 001 §6's fill type of the order as it leaves: partial (some filled, the rest
+    # cancelled), expired (nothing filled in order_timeout_ms) or none (refused).
+    fill_type: Literal["full", "partial", "expired", "none"] | None = None
 
 
 class Position(Message):

@@ -392,6 +392,7 @@ class ExecutionEngine:
                     "price": p.price,
                     "fee": fee,
                     "funding_usd": funding,
+                    "fill_type": "full" if w.done else "partial",
                     "slippage_bps": slip_bps,
                     "liquidity": p.liquidity,
                     "venue": p.quote.venue,
@@ -422,6 +423,7 @@ class ExecutionEngine:
                 qty=w.remaining,
                 filled_qty=w.filled_qty,
                 strategy=w.strategy,
+                fill_type=fm.fill_type(w.qty, w.filled_qty, reason),
             )
         )
         self._finish(w, "cancelled" if w.filled_qty > 0 else "rejected", out, reason)
@@ -446,6 +448,7 @@ class ExecutionEngine:
                 side=order.side,
                 qty=order.qty,
                 filled_qty=0.0,
+                fill_type="none",
             )
         )
         out.completed.append(Completed(order.symbol, order.qty, 0.0, "rejected", "none"))
