@@ -73,9 +73,10 @@ class ComponentConfig(Frozen):
         a, b = self.model_dump(), other.model_dump()
         out = []
         for key in self.RESTART_ONLY:
-            x, y = a, b
+            x: Any = a
+            y: Any = b
             for part in key.split("."):
-                x, y = x.get(part), y.get(part)  # type: ignore[union-attr]
+                x, y = x.get(part), y.get(part)
             if x != y:
                 out.append(key)
         return out

@@ -1,19 +1,27 @@
 """The risk decision, pure: ticks, fills, rejections and signals in; decisions (with or
-without an order) and breaker commands out. No I/O, so the same engine runs live,
-in replay, in the benchmark and under hypothesis.
+without an order), exit orders, breaker events and breaker commands out. No I/O, so the
+same engine runs live, in replay, in the benchmark and under hypothesis.
 
 A signal's decision, in order (the first failing step is the reason code):
 1. HALTED -> ``halt``.
 2. quote checks (no_quote, stale_quote, price_band); a signal more than
-   max_signal_lag_ms of event time behind the newest data handled (it came late)
-   -> no new positions (``stale_data``, reduce only).
+   max_signal_lag_ms of event time behind the newest data handled (it came late), or a
+   quote flagged stale / jump / gap / locked -> no new positions (``stale_data``,
+   ``data_quality:<flags>``, reduce only).
 3. blend -> edge, uncertainty; costs -> net edge = |edge| - costs - margin.
 4. net edge > 0: size toward sign(edge) (never shrink a same-side position on a
    weaker edge); edge against the position by > exit_edge_bps: target 0; else
    ``edge_below_costs``.
-5. limits (incl. portfolio VaR, REDUCING) clip the target; tiny or in-band changes
-   -> ``below_min_order`` / ``within_band``; order rate -> ``order_rate`` /
-   ``symbol_cooldown``; else an order for target - current (filled + working).
+5. limits (incl. portfolio VaR, open risk on the stops, REDUCING) clip the target; tiny
+   or in-band changes -> ``below_min_order`` / ``within_band``; order rate ->
+   ``order_rate`` / ``symbol_cooldown``; the pre-trade slippage estimate above its
+   limits -> ``slippage_too_high`` (never for a reduction); else an order for target -
+   current (filled + working).
+
+A tick: the marks, the covariance, the breakers when due (breakers.py), then the
+name's exit when one is due (exits.py: ``exit:stop_loss``, ``exit:take_profit``,
+``exit:time``; a breaker's ``exit:drawdown_step_down``, ``exit:emergency_close``).
+A timer (``next_timer_ns``): the breakers with no data (the data-latency deadline).
 """
 
 from __future__ import annotations
@@ -130,19 +138,10 @@ class RiskEngine:
         self.kelly = KellyTracker()
         self.streak = brk.LossStreak()
         self.rate = OrderRate()
-        self.day = 0
-        self.day_start_equity_usd = p.equity_usd
         self.now_ns = 0
         self.breakers_due = False  # a fill moved the book: check the breakers at the next tick
         self._statics: NameStatics | None = None
-        # Breakers (breakers.py): the trips in force, by breaker name, and their references.
-        self.trips: dict[str, brk.Trip] = {}
-        self.week = 0
-        self.week_start_equity_usd = p.equity_usd
-        self.peak_equity_usd = p.equity_usd
-        self.failures = 0  # failed inputs in a row
-        self.newest_tick_ns = 0
-        self.step_down: dict[str, float] = {}  # REDUCE_RISK: symbol -> position kept (qty)
+        self.board = brk.BreakerBoard(p.equity_usd)  # the breakers (breakers.py)
         # Exits (exits.py): when each open position opened, the PnL of its round trip so
         # far, and the horizon of each working order (the one that opens a position
         # gives it its time stop).
@@ -163,9 +162,7 @@ class RiskEngine:
         # with it (a reload that lowers the capital is no loss).
         shift_usd = p.equity_usd - self.portfolio.starting_equity_usd
         self.portfolio.starting_equity_usd = p.equity_usd
-        self.day_start_equity_usd += shift_usd
-        self.week_start_equity_usd += shift_usd
-        self.peak_equity_usd += shift_usd
+        self.board.rebase(shift_usd)
         v = p.var
         priors = [
             v.prior_daily_vol_pct.of(p.symbol_info(s).asset_class) / 100.0 for s in self.symbols
@@ -218,9 +215,10 @@ class RiskEngine:
         q = self.quotes[i]
         q.bid, q.ask, q.ts_ns = bid, ask, max(q.ts_ns, ts_ns)
         q.quality = quality
-        self.failures = 0  # a good input ends a run of failed ones
-        if ts_ns > self.newest_tick_ns:
-            self.newest_tick_ns = ts_ns
+        board = self.board
+        board.failures = 0  # a good input ends a run of failed ones
+        if ts_ns > board.newest_tick_ns:
+            board.newest_tick_ns = ts_ns
         depth = bid_size * bid + ask_size * ask
         q.depth_usd = (
             depth if q.depth_usd == 0 else q.depth_usd + _EWMA_DEPTH * (depth - q.depth_usd)
@@ -255,7 +253,7 @@ class RiskEngine:
         """The breakers when due (a sample, a fill since, a trip in force), then name i's
         exit if one is due."""
         cmd = None
-        if sampled or self.breakers_due or self.trips:
+        if sampled or self.breakers_due or self.board.trips:
             cmd = self.check_breakers(state)
         halted = cmd.action == "halt" if cmd is not None else state.halted
         if not halted:
@@ -270,18 +268,9 @@ class RiskEngine:
         return self.check_breakers(state)
 
     def next_timer_ns(self) -> int | None:
-        """When the breakers must be looked at even if no data comes: the data-latency
-        deadline, the end of a timed trip, the drawdown reset."""
-        times = []
+        """When the breakers must be looked at even if no data comes."""
         b = self.p.breakers
-        if self.newest_tick_ns and "data_latency" not in self.trips:
-            times.append(self.newest_tick_ns + math.ceil(b.max_data_age_s * 1e9))
-        for name, t in self.trips.items():
-            if t.until_ns:
-                times.append(t.until_ns)
-            elif name == "drawdown":
-                times.append(t.ts_ns + math.ceil(b.drawdown_reset_s * 1e9))
-        return min(times) if times else None
+        return self.board.next_timer_ns(b.max_data_age_s, b.drawdown_reset_s)
 
     def has_exposure(self) -> bool:
         """A position or a working order: a tick may cause an exit order."""
@@ -312,7 +301,7 @@ class RiskEngine:
         if mark <= 0.0:
             return
         target_qty, reason = 0.0, ""
-        if "emergency" in self.trips:
+        if "emergency" in self.board.trips:
             reason = "exit:emergency_close"
         else:
             e = self.p.exits
@@ -337,7 +326,7 @@ class RiskEngine:
                     ex.stop_bps(e.take_profit_bps.of(cls), e.take_profit_vol_mult, vol),
                     hold_s,
                 )
-            keep = self.step_down.get(sym)
+            keep = self.board.step_down.get(sym)
             if not reason and keep is not None and abs(h.qty) > keep * (1 + 1e-9):
                 target_qty, reason = math.copysign(keep, h.qty), "exit:drawdown_step_down"
         if not reason:
@@ -392,7 +381,7 @@ class RiskEngine:
             self.streak.record(pnl)
             pnl = 0.0
             self.opened.pop(symbol, None)
-            self.step_down.pop(symbol, None)
+            self.board.step_down.pop(symbol, None)
         if q1 != 0.0 and symbol not in self.opened:
             horizon = self.order_horizon.get(order_id, "")
             hold_s = horizon_s(horizon, self.p.costs.default_hold_s) if horizon else 0.0
@@ -413,20 +402,13 @@ class RiskEngine:
     def on_failure(self, n: int = 1) -> None:
         """``n`` inputs failed (dead-lettered, or a batch that failed): the failures
         breaker counts them until a good tick."""
-        self.failures += n
+        self.board.failures += n
         self.breakers_due = True
 
     # ---- breakers ------------------------------------------------------------------------
 
     def _roll_day(self) -> None:
-        day = brk.utc_day(self.now_ns)
-        if day != self.day:
-            self.day = day
-            self.day_start_equity_usd = self.portfolio.equity_usd()
-        week = brk.week_start_ns(self.now_ns)
-        if week != self.week:
-            self.week = week
-            self.week_start_equity_usd = self.portfolio.equity_usd()
+        self.board.roll(self.now_ns, self.portfolio.equity_usd)
 
     def position_usd(self, i: int) -> float:
         """Name i's entry of ``positions_usd``."""
@@ -453,118 +435,44 @@ class RiskEngine:
         return max(self.portfolio.equity_usd(), 1e-9)
 
     def check_breakers(self, state: TradingState) -> ControlCommand | None:
-        """Every breaker of breakers.py at the current event time: trips and lifts go to
-        ``pending`` as breaker events; a control command when the trading state they
-        call for differs from ``state`` (an operator's halt or reduce is never lifted or
-        lowered by a breaker, only raised)."""
+        """Every breaker at the current event time (breakers.py): trips and lifts go to
+        ``pending`` as breaker events; a control command when the state they call for
+        differs from ``state``."""
         if not self.now_ns:
             return None
         self.breakers_due = False
         self._roll_day()
-        b = self.p.breakers
-        now = self.now_ns
-        trips = self.trips
-        for name, t in list(trips.items()):
-            if t.until_ns and now >= t.until_ns:
-                self._lift(name)
-        equity = self.portfolio.equity_usd()
-        self.peak_equity_usd = max(self.peak_equity_usd, equity)
-        dd = brk.drawdown_pct(self.day_start_equity_usd, equity)
-        if dd >= b.daily_drawdown_pct and "daily_loss" not in trips:
-            until = brk.next_utc_midnight_ns(now)
-            self._trip("daily_loss", "HALT_NEW_POSITIONS", f"daily_loss {dd:.2f}%", until)
-        dd = brk.drawdown_pct(self.week_start_equity_usd, equity)
-        if dd >= b.weekly_loss_pct and "weekly_loss" not in trips:
-            self._trip(
-                "weekly_loss", "HALT_NEW_POSITIONS", f"weekly_loss {dd:.2f}%", brk.next_week_ns(now)
-            )
-        dd = brk.drawdown_pct(self.peak_equity_usd, equity)
-        t = trips.get("drawdown")
-        if t is not None:
-            if now - t.ts_ns >= b.drawdown_reset_s * 1e9:
-                self.peak_equity_usd = equity  # the drawdown is the new normal
-                self._lift("drawdown")
-            elif dd < b.drawdown_resume_pct:
-                self._lift("drawdown")
-        elif dd >= b.max_drawdown_pct:
-            self._trip("drawdown", "REDUCE_RISK", f"drawdown {dd:.2f}% from peak")
-            keep = b.drawdown_keep_pct / 100.0
-            self.step_down = {
-                s: abs(h.qty) * keep for s, h in self.portfolio.holdings.items() if h.qty
-            }
-        if self.newest_tick_ns:
-            age_s = (now - self.newest_tick_ns) / 1e9
-            if age_s >= b.max_data_age_s:
-                if "data_latency" not in trips:
-                    self._trip("data_latency", "HALT_NEW_POSITIONS", f"data_latency {age_s:.1f}s")
-            elif "data_latency" in trips:
-                self._lift("data_latency")
-        if self.failures >= b.max_consecutive_failures and "failures" not in trips:
-            self._trip("failures", "HALT_ALL_TRADING", f"failures {self.failures} in a row")
-        var = self.portfolio_var_pct()
-        if var > b.emergency_var_mult * b.halt_var_pct and "emergency" not in trips:
-            self._trip("emergency", "EMERGENCY_CLOSE", f"portfolio_var {var:.2f}% (emergency)")
-        if var > b.halt_var_pct:
-            if "portfolio_var" not in trips:
-                self._trip("portfolio_var", "HALT_ALL_TRADING", f"portfolio_var {var:.2f}%")
-        elif "portfolio_var" in trips and var < self.p.limits.var_limit_pct:
-            self._lift("portfolio_var")
-        streak = self.streak.count >= b.loss_streak
-        if streak and "loss_streak" not in trips:
-            self._trip("loss_streak", "WARNING", f"loss_streak {self.streak.count} round trips")
-        elif not streak and "loss_streak" in trips:
-            self._lift("loss_streak")
-        return self._command(state)
-
-    def _trip(self, name: str, level: str, what: str, until_ns: int = 0) -> None:
-        t = brk.Trip(level, f"breaker:{what}", self.now_ns, until_ns)
-        self.trips[name] = t
-        self.pending.append(
-            Decision("portfolio", "breaker", f"{t.reason} -> {level}", ts_ns=self.now_ns)
+        held = {s: h.qty for s, h in self.portfolio.holdings.items() if h.qty}
+        self.board.check(
+            self.now_ns,
+            self.p.breakers,
+            self.p.limits.var_limit_pct,
+            self.portfolio.equity_usd(),
+            self.portfolio_var_pct(),
+            self.streak.count,
+            held,
         )
+        self._board_events()
+        return self.board.command(state)
 
-    def _lift(self, name: str) -> None:
-        t = self.trips.pop(name)
-        if name == "drawdown":
-            self.step_down = {}
-        self.pending.append(
-            Decision(
-                "portfolio", "breaker", f"breaker_lifted:{name} ({t.level})", ts_ns=self.now_ns
-            )
-        )
-
-    def _command(self, state: TradingState) -> ControlCommand | None:
-        target = brk.state_of(self.trips.values())
-        if target == state.state:
-            return None
-        ours = state.state == "ACTIVE" or state.reason.startswith("breaker:")
-        if not ours and not (target == "HALTED" and state.state == "REDUCING"):
-            return None  # an operator's state: breakers only ever raise it
-        if target == "ACTIVE":
-            return ControlCommand(action="resume", reason="breakers clear", source="risk")
-        top = brk.worst(t for t in self.trips.values() if t.level != "WARNING")
-        assert top is not None
-        return ControlCommand(
-            action="halt" if target == "HALTED" else "reduce",
-            reason=top.reason,
-            until_ns=top.until_ns,
-            source="risk",
-        )
+    def _board_events(self) -> None:
+        for why in self.board.events:
+            self.pending.append(Decision("portfolio", "breaker", why, ts_ns=self.now_ns))
+        self.board.events.clear()
 
     def on_manual_resume(self) -> None:
-        """An operator resumed trading: the breakers that only a person lifts (failures,
-        emergency, VaR) are lifted; one whose condition still holds trips again."""
-        self.failures = 0
-        for name in [n for n in ("failures", "emergency", "portfolio_var") if n in self.trips]:
-            self._lift(name)
+        """An operator resumed trading (BreakerBoard.manual_resume)."""
+        self.board.manual_resume()
+        self._board_events()
 
     def loss_budget_usd(self, equity_usd: float | None = None) -> float:
         """Daily loss stop left today: stop - today's loss (USD, >= 0). ``equity_usd``:
         the portfolio's equity when the caller has it already."""
         if equity_usd is None:
             equity_usd = self.portfolio.equity_usd()
-        stop = self.p.limits.daily_loss_stop_pct / 100.0 * self.day_start_equity_usd
-        lost = max(0.0, self.day_start_equity_usd - equity_usd)
+        start = self.board.day_start_equity_usd
+        stop = self.p.limits.daily_loss_stop_pct / 100.0 * start
+        lost = max(0.0, start - equity_usd)
         return max(0.0, stop - lost)
 
     def statics(self) -> NameStatics:
@@ -610,13 +518,10 @@ class RiskEngine:
         # inputs come in event-time order; more for an entry that came late).
         lag_ms = (self.now_ns - sig.ts_ns) / 1e6
         self.now_ns = max(self.now_ns, sig.ts_ns)
-        if (
-            sig.regime == "PANIC"
-            and p.breakers.emergency_on_panic
-            and "emergency" not in self.trips
-        ):
-            self._trip("emergency", "EMERGENCY_CLOSE", f"panic regime on {sig.symbol}")
-            self.command = self._command(state)
+        if sig.regime == "PANIC" and p.breakers.emergency_on_panic:
+            self.board.panic(self.now_ns, sig.symbol)
+            self._board_events()
+            self.command = self.board.command(state)
             if self.command is not None:
                 state = state_after(self.command)
         edge, unc, _ = blend_book(self.books[i], sig.ts_ns, p.blend)

@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 import orjson
 
 from services.execution.store import POSITIONS_KEY
-from services.risk_harmoniser import breakers as brk
 from services.risk_harmoniser import exits as ex
 from services.risk_harmoniser.config import RiskParams
 from services.risk_harmoniser.engine import Decision, RiskEngine
@@ -92,7 +91,7 @@ class RiskHarmoniser(Service[RiskParams]):
         # The batch was not written: memory may be ahead of Redis (a working order counted
         # twice on the retry, say). Start from the book as last written; the failure
         # counts for the failures breaker.
-        failures = self.engine.failures
+        failures = self.engine.board.failures
         self.engine = RiskEngine(self.config)
         await self.on_start()
         self.engine.on_failure(failures + 1)
@@ -262,17 +261,9 @@ class RiskHarmoniser(Service[RiskParams]):
             "portfolio": eng.portfolio.to_dict(fills=False),  # fill ids: FILLS_KEY
             "kelly": eng.kelly.as_dict(),
             "loss_streak": eng.streak.count,
-            "day": eng.day,
-            "day_start_equity_usd": eng.day_start_equity_usd,
-            "breakers": {
-                "trips": {n: [t.level, t.reason, t.ts_ns, t.until_ns] for n, t in eng.trips.items()},
-                "week": eng.week,
-                "week_start_equity_usd": eng.week_start_equity_usd,
-                "peak_equity_usd": eng.peak_equity_usd,
-                "failures": eng.failures,
-                "newest_tick_ns": eng.newest_tick_ns,
-                "step_down": eng.step_down,
-            },
+            "day": eng.board.day,
+            "day_start_equity_usd": eng.board.day_start_equity_usd,
+            "breakers": eng.board.to_dict(),
             "exits": {
                 "opened": {s: [o.ts_ns, o.horizon, o.horizon_s] for s, o in eng.opened.items()},
                 "trip_pnl_usd": eng.trip_pnl_usd,
@@ -286,19 +277,11 @@ class RiskHarmoniser(Service[RiskParams]):
         eng.portfolio.load(doc.get("portfolio", {}), fills)
         eng.kelly.load(doc.get("kelly", {}))
         eng.streak.count = int(doc.get("loss_streak", 0))
-        eng.day = int(doc.get("day", 0))
-        eng.day_start_equity_usd = float(doc.get("day_start_equity_usd", self.config.equity_usd))
-        b = doc.get("breakers", {})
-        eng.trips = {
-            str(n): brk.Trip(str(lv), str(why), int(ts), int(until))
-            for n, (lv, why, ts, until) in b.get("trips", {}).items()
-        }
-        eng.week = int(b.get("week", 0))
-        eng.week_start_equity_usd = float(b.get("week_start_equity_usd", eng.day_start_equity_usd))
-        eng.peak_equity_usd = float(b.get("peak_equity_usd", eng.portfolio.equity_usd()))
-        eng.failures = int(b.get("failures", 0))
-        eng.newest_tick_ns = int(b.get("newest_tick_ns", 0))
-        eng.step_down = {str(k): float(v) for k, v in b.get("step_down", {}).items()}
+        eng.board.load(
+            doc.get("breakers", {}),
+            int(doc.get("day", 0)),
+            float(doc.get("day_start_equity_usd", self.config.equity_usd)),
+        )
         e = doc.get("exits", {})
         eng.opened = {
             str(s): ex.Opened(int(ts), str(h), float(hs))
@@ -316,7 +299,9 @@ class RiskHarmoniser(Service[RiskParams]):
             "positions": {s: eng.portfolio.exposure_qty(s) for s in eng.symbols},
             "working_orders": len(eng.portfolio.working),
             "portfolio_var_pct": round(eng.portfolio_var_pct(), 4) if eng.symbols else 0.0,
-            "breakers": {n: {"level": t.level, "reason": t.reason} for n, t in eng.trips.items()},
+            "breakers": {
+                n: {"level": t.level, "reason": t.reason} for n, t in eng.board.trips.items()
+            },
         }
 
 

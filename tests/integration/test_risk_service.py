@@ -24,7 +24,7 @@ from shared.messages import (
     Signal,
     Tick,
 )
-from tests.support import running, wait_for
+from tests.support import running, wait_for, watermark
 
 pytestmark = [pytest.mark.integration, pytest.mark.risk]
 
@@ -64,13 +64,16 @@ async def _feed(r: Redis, edge_bps: float) -> None:
             )
         ]
     )
+    # the producers say their streams are complete (as live ones would)
+    await watermark(r, "feature_bus", now)
+    await watermark(r, "model_router", now + 1)
 
 
 async def test_signal_gives_order_and_decision_and_state_survives_restart(
     r: Redis, redis_url: str
 ) -> None:
     async with running(_svc(), redis_url):
-        await _feed(r, 40.0)
+        await _feed(r, 150.0)
         orders = await wait_for(lambda: r.xrange(ORDERS), what="an order")
         decisions = await wait_for(lambda: r.xrange(RISK_DECISIONS), what="a decision")
     order = orders[0][1]
@@ -101,6 +104,8 @@ async def test_signal_gives_order_and_decision_and_state_survives_restart(
                 )
             ]
         )
+        for producer in ("execution", "feature_bus", "model_router"):
+            await watermark(r, producer, now)
         await wait_for(lambda: not svc.engine.portfolio.working, what="order filled")
         assert svc.engine.portfolio.exposure_qty("BTC-USD") == pytest.approx(float(order["qty"]))
 
@@ -117,7 +122,7 @@ async def test_halt_stops_orders_and_is_reported_on_every_decision(
         await wait_for(subscribed, what="the service listening on trading.control")
         await r.publish(TRADING_CONTROL, orjson.dumps({"action": "halt", "reason": "manual"}))
         await wait_for(lambda: svc.trading.halted, what="halted")
-        await _feed(r, 40.0)
+        await _feed(r, 150.0)
         decisions = await wait_for(lambda: r.xrange(RISK_DECISIONS), what="a decision")
         assert decisions[0][1]["action"] == "halt"
         assert decisions[0][1]["trading_state"] == "HALTED"
@@ -155,17 +160,21 @@ async def test_fill_ids_are_appended_to_their_list_and_dedupe_after_a_restart(
     await r.set(STATE_KEY, orjson.dumps(legacy))
     bus = Bus(r, "test", (), BusSettings())
     async with running(_svc(), redis_url) as svc:
-        await _feed(r, 40.0)
+        await _feed(r, 150.0)
         orders = await wait_for(lambda: r.xrange(ORDERS), what="an order")
         order_id, qty = orders[0][1]["order_id"], float(orders[0][1]["qty"])
         await bus.publish([_fill("old-1", order_id, qty / 2)])  # known: ignored
         await bus.publish([_fill("f1", order_id, qty / 2)])
+        for producer in ("execution", "feature_bus", "model_router"):
+            await watermark(r, producer, time.time_ns())
         await wait_for(lambda: svc.processed >= 4, what="the fills handled")
         assert svc.engine.portfolio.exposure_qty("BTC-USD") == pytest.approx(qty)
         assert await r.lrange(FILLS_KEY, 0, -1) == ["old-1", "f1"]
         assert "fills" not in orjson.loads(await r.get(STATE_KEY))["portfolio"]
     async with running(_svc(), redis_url) as svc:
         await bus.publish([_fill("f1", order_id, qty / 2)])  # a redelivered copy
+        for producer in ("execution", "feature_bus", "model_router"):
+            await watermark(r, producer, time.time_ns())
         await wait_for(lambda: svc.processed >= 1, what="the copy handled")
         assert svc.engine.portfolio.exposure_qty("BTC-USD") == pytest.approx(qty)
         assert svc.engine.portfolio.holdings["BTC-USD"].qty == pytest.approx(qty / 2)

@@ -194,7 +194,7 @@ def test_consecutive_failures_halt_all_trading_until_a_person_resumes() -> None:
     # good data does not lift it; a manual resume does
     assert _tick(eng, 65_000.0, T0 + 2, state) is None
     eng.on_manual_resume()
-    assert "failures" not in eng.trips
+    assert "failures" not in eng.board.trips
 
 
 def test_var_halts_all_trading_and_far_beyond_closes_every_position() -> None:
@@ -230,7 +230,7 @@ def test_weekly_loss_lasts_until_monday() -> None:
         state = _apply(state, _tick(eng, price, T0 + day * DAY_NS, state))
     assert state.state == "REDUCING" and "weekly_loss" in state.reason
     monday = brk.next_week_ns(T0)
-    assert eng.trips["weekly_loss"].until_ns == monday
+    assert eng.board.trips["weekly_loss"].until_ns == monday
     state = _apply(state, _tick(eng, price, monday + 1, state))
     assert state.state == "ACTIVE"
 
@@ -251,8 +251,8 @@ def test_reloading_a_lower_equity_rebases_the_breakers() -> None:
     assert eng.check_breakers(ACTIVE) is None
     eng.configure(RiskParams.model_validate({**eng.p.model_dump(), "equity_usd": 900_000.0}))
     assert eng.check_breakers(ACTIVE) is None
-    assert not {"daily_loss", "weekly_loss", "drawdown"} & set(eng.trips)
-    assert eng.day_start_equity_usd == pytest.approx(900_000.0)
+    assert not {"daily_loss", "weekly_loss", "drawdown"} & set(eng.board.trips)
+    assert eng.board.day_start_equity_usd == pytest.approx(900_000.0)
 
 
 def test_a_flagged_quote_opens_nothing_but_reductions_pass() -> None:
@@ -299,13 +299,16 @@ def test_trips_and_their_references_survive_a_restart() -> None:
     again = RiskHarmoniser(RiskParams(**NO_VAR))  # type: ignore[arg-type]
     again._load(doc, [])
     e2 = again.engine
-    assert e2.trips == eng.trips and "data_latency" in e2.trips
-    assert (e2.failures, e2.newest_tick_ns, e2.peak_equity_usd) == (
-        eng.failures,
-        eng.newest_tick_ns,
-        eng.peak_equity_usd,
+    assert e2.board.trips == eng.board.trips and "data_latency" in e2.board.trips
+    assert (e2.board.failures, e2.board.newest_tick_ns, e2.board.peak_equity_usd) == (
+        eng.board.failures,
+        eng.board.newest_tick_ns,
+        eng.board.peak_equity_usd,
     )
-    assert e2.opened == eng.opened and e2.week_start_equity_usd == eng.week_start_equity_usd
+    assert (
+        e2.opened == eng.opened
+        and e2.board.week_start_equity_usd == eng.board.week_start_equity_usd
+    )
 
 
 def test_the_panic_regime_closes_everything_when_enabled() -> None:
