@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 
 from shared.bus import Entry, Outbox
-from shared.messages import Features, Message, Watermark, watermark_stream
+from shared.messages import MAX_NS, Features, Message, Watermark, watermark_stream
 from shared.service import Service
 from shared.testing import Harness
 
@@ -100,6 +100,14 @@ def feed_in_order(h: Harness, messages: Iterable[Message], *, run: bool = True) 
         if run:
             h.run()
     return h
+
+
+def complete(producer: str) -> tuple[str, dict[str, Any]]:
+    """(stream, fields) of a watermark saying ``producer`` wrote everything it will: for
+    a test that writes a producer's entries itself, so the service under test need not
+    wait for the producer's liveness timeout (``eventtime.STARTUP_GRACE_S``)."""
+    note = Watermark(producer=producer, wm_ns=MAX_NS, wall_ns=time.time_ns())
+    return watermark_stream(producer), note.to_fields()
 
 
 async def watermark(r: Redis, producer: str, wm_ns: int) -> None:

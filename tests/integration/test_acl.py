@@ -38,7 +38,7 @@ from shared.messages import (
     STREAMS,
     TRADING_CONTROL,
 )
-from tests.support import features, running, wait_for
+from tests.support import complete, features, running, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -141,7 +141,8 @@ async def test_model_router_runs_end_to_end_as_its_own_user(acl_redis: AclRedis)
         admin.xadd(FEATURES, features(i, symbol=f"SYM-{i}"))
     admin.xadd(FEATURES, {"symbol": "X", "mid": "oops"})  # goes to the dlq, as its user
     async with running(ModelRouter(), acl_redis.url("model_router")) as svc:
-        await wait_for(lambda: svc.processed == 21, what="21 features entries handled")
+        admin.xadd(*complete("feature_bus"))  # type: ignore[arg-type]
+        await wait_for(lambda: svc.processed == 22, what="21 features entries and the watermark")
         await wait_for(
             lambda: admin.xpending(FEATURES, "model_router")["pending"] == 0, what="all acked"
         )

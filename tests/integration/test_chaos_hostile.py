@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from services.model_router.service import ModelRouter
 from shared.messages import DLQ, FEATURES, SIGNALS, TRADING_CONTROL
-from tests.support import features, running, wait_for
+from tests.support import complete, features, running, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -26,9 +26,10 @@ async def test_a_non_utf8_entry_is_dead_lettered_and_its_neighbours_get_through(
     raw.xadd(FEATURES, features(1, symbol="BTC-USD"))
     bad_id = raw.xadd(FEATURES, {b"symbol": b"\xff\xfe\x00", b"ts_ns": b"\xc3("}).decode()
     raw.xadd(FEATURES, features(3, symbol="ETH-USD"))
-    raw.close()
     async with running(ModelRouter(), redis_url) as svc:
-        await wait_for(lambda: svc.processed == 3, what="all three entries handled")
+        raw.xadd(*complete("feature_bus"))  # type: ignore[arg-type]
+        raw.close()
+        await wait_for(lambda: svc.processed == 4, what="all three entries and the watermark")
         await wait_for(lambda: _zero(r), what="nothing pending")
     dead = await r.xrange(DLQ)
     assert [(f["source_stream"], f["entry_id"]) for _, f in dead] == [(FEATURES, bad_id)]

@@ -20,8 +20,8 @@ from redis.exceptions import ResponseError
 from services.model_router.service import ModelRouter
 from shared.config import BusSettings, load_file, store_version
 from shared.messages import FEATURES, PARAM_UPDATED, SIGNALS
+from tests.support import complete, running, wait_for
 from tests.support import features as support_features
-from tests.support import running, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -81,6 +81,7 @@ async def test_a_killed_replicas_pending_work_is_taken_over_by_the_other(
         replica_a.send_signal(signal.SIGSTOP)
         for i in range(50):
             await r.xadd(FEATURES, features(i))
+        await r.xadd(*complete("feature_bus"))  # type: ignore[arg-type]
         await wait_for(lambda: pending_of(r, "model_router@a"), what="a holds pending entries")
         held = await pending_of(r, "model_router@a")
         replica_a.kill()

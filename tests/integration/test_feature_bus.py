@@ -17,7 +17,7 @@ from services.feature_bus.config import FeatureBusConfig, WebsocketParams
 from services.feature_bus.service import FeatureBus
 from shared.config import load_file
 from shared.messages import FEATURES, MD_RAW, MD_TICKS, Features, RawQuote, watermark_stream
-from tests.support import running, wait_for
+from tests.support import complete, running, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -29,6 +29,7 @@ async def test_synthetic_source_and_md_raw_share_one_path(redis_url: str, r: Red
         # an external quote on md.raw: checked like the rest, a crossed book to the dlq
         bad = RawQuote(symbol="EXT", ts_ns=5, bid=2.0, ask=1.0, source="replay")
         await r.xadd(MD_RAW, bad.to_fields())  # type: ignore[arg-type]
+        await r.xadd(*complete("replay"))  # type: ignore[arg-type]
         await wait_for(lambda: _at_least(r, "dlq", 1), what="dlq entry")
     entries = await r.xrange(FEATURES, count=2000)
     feats = [Features.from_fields(f) for _, f in entries]
