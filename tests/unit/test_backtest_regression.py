@@ -56,22 +56,24 @@ def test_sp500_nasdaq_daily_bars_1999_2018(tmp_path: Path) -> None:
     check(totals(quotes, configs, tmp_path / "out"), PINNED_DAILY)
 
 
-# Pinned 2026-12-01 (event time end to end; the synthetic market a minute market).
+# Pinned 2026-12-01 (issue 17: exits and breakers, the VaR estimator, the seed cost
+# model and fills, the seed presets, consensus k 0.75, funding for the time held). Before:
+# synthetic 51 orders / 82 fills / -641.19; daily 55 / 55 / +226.91.
 PINNED_SYNTHETIC: dict[str, Any] = {
-    "orders": 51,
-    "fills": 82,
-    "decisions": 20_000,
-    "realised_pnl_usd": -641.19,
-    "net_pnl_usd": -641.19,
-    "sharpe_net": -1.229711873,
+    "orders": 72,
+    "fills": 95,
+    "decisions": 20_034,
+    "realised_pnl_usd": -192.6,
+    "net_pnl_usd": -192.66,
+    "sharpe_net": -4.589269299,
     "symbols": ["AAPL", "BTC-USD", "ETH-USD", "SOL-USD"],
 }
 PINNED_DAILY: dict[str, Any] = {
-    "orders": 55,
-    "fills": 55,
-    "decisions": 10_062,
-    "realised_pnl_usd": 226.91,
-    "net_pnl_usd": 226.91,
-    "sharpe_net": 0.008765292697,
+    "orders": 44,
+    "fills": 44,
+    "decisions": 10_090,
+    "realised_pnl_usd": -1014.23,
+    "net_pnl_usd": -1014.23,
+    "sharpe_net": -0.1570391088,
     "symbols": ["NDX", "SPX"],
 }
