@@ -205,9 +205,7 @@ class Stack:
         now = time.monotonic()
         rate = (ticks - last_ticks) / max(now - last_t, 1e-9)
         down = [
-            n if d else f"{n} (down)"
-            for n, d in docs.items()
-            if not d or d.get("status") != "ok"
+            n if d else f"{n} (down)" for n, d in docs.items() if not d or d.get("status") != "ok"
         ]
         say(
             f"[stack] {elapsed:5.0f}s | ticks/s {rate:7.1f} | orders {rh.get('orders_sent', '?')} | "
