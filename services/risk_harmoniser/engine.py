@@ -665,7 +665,11 @@ class RiskEngine:
         d.side = "buy" if delta > 0 else "sell"
         d.qty = abs(delta) / mark
         d.price = mark
-        d.reduce_only = abs(target) <= abs(x) and target * x >= 0
+        # reduce-only when it reduces what is filled (execution checks it against its
+        # filled position: a sell against a buy still working would be refused there)
+        h = self.portfolio.holdings.get(sig.symbol)
+        filled = h.qty if h is not None else 0.0
+        d.reduce_only = abs(target) <= abs(x) and target * x >= 0 and filled * delta < 0
         signed = d.qty if delta > 0 else -d.qty
         self.portfolio.add_working(d.order_id, sig.symbol, signed)
         self.order_horizon[d.order_id] = sig.horizon
