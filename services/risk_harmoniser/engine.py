@@ -533,7 +533,11 @@ class RiskEngine:
         d = Decision(sig.symbol, "reject", "", edge, unc, ts_ns=sig.ts_ns)
         # The book's VaR as it stands (sizing replaces it with the VaR after the order):
         # a reject or a halt reports it too, so the gauge holds the last computed value.
-        d.portfolio_var_pct = self.portfolio_var_pct()
+        w = self.positions_usd()
+        cov = self.cov.daily()
+        equity_usd = self.portfolio.equity_usd()
+        equity = max(equity_usd, 1e-9)  # as _equity()
+        d.portfolio_var_pct = portfolio_var_pct(w, cov, p.limits.var_z, equity)
         if state.halted:
             d.action, d.reason = "halt", f"trading_halted:{state.reason}"
             return d
@@ -561,10 +565,7 @@ class RiskEngine:
         self._roll_day()
         mark = q.mid
         names = self.statics()
-        equity_usd = self.portfolio.equity_usd()
-        equity = max(equity_usd, 1e-9)  # as _equity()
-        x = self.position_usd(i)  # the whole book only past the cost gate
-        cov = self.cov.daily()
+        x = w[i]
         sigma = math.sqrt(max(0.0, cov[i][i]))
 
         # costs and the gate
@@ -616,7 +617,6 @@ class RiskEngine:
                 return d
 
         # size within every limit
-        w = self.positions_usd()
         book = Book(
             w,
             names.asset_class,
