@@ -1,4 +1,5 @@
-"""`edgebus start | run SERVICE | replay FILE | status | redis-cli ARGS | backtest ARGS`.
+"""`edgebus start | run SERVICE | replay FILE | status | redis-cli ARGS | backtest ARGS
+| validate TEST ARGS`.
 
 All honour $REDIS_URL; without it, they find the stack that `edgebus start` runs through
 `.run/stack.json` (shared.stackfile).
@@ -25,6 +26,10 @@ PASSTHROUGH: dict[str, tuple[str, str]] = {
     "backtest": (
         "services.backtest.cli",
         "the pipeline in one process, no Redis (FILE or --synthetic)",
+    ),
+    "validate": (
+        "services.validation.cli",
+        "statistical tests of an edge: permutation, ... (JSON on stdout)",
     ),
 }
 
