@@ -10,10 +10,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from services.validation import permutation_cli
+from services.validation import permutation_cli, splits_cli
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "permutation": permutation_cli.main,
+    "walk-forward": splits_cli.walk_forward_main,
+    "cpcv": splits_cli.cpcv_main,
 }
 
 

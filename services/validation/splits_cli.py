@@ -1,99 +1,56 @@
-"""`edgebus validate walk-forward | cpcv --returns FILE [options]`: JSON on stdout.
+"""`edgebus validate walk-forward | cpcv --returns FILE | --backtest DIR [options]`.
 
-FILE is a CSV with a header ``ts, position, asset_return`` (the position held over the
-period and the asset's return over it; ts in ns since the epoch or ISO-8601 UTC). The
-strategy return of a row is position * asset_return. A bad row is reported on stderr with
-its line number and skipped. Exit codes: 0 done, 1 unreadable input, 2 usage error.
-The maths is in walk_forward.py and cpcv.py; this module only reads and prints.
+The inputs are read as the permutation test reads them (permutation_cli.py: a CSV with
+``ts, position, asset_return``, or a backtest's output); a bad row is reported on stderr
+with its line number and skipped. The strategy return of a period is position *
+asset_return. One JSON document on stdout. Exit codes: 0 done, 1 unreadable input, 2 a
+usage error. The maths is in walk_forward.py and cpcv.py; this module reads and prints.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
-import math
 import sys
 from pathlib import Path
-from typing import TextIO
 
 import numpy as np
+import orjson
 
-from services.validation import cpcv, walk_forward
-
-SECONDS_PER_YEAR = 365.25 * 86_400.0
-REQUIRED_COLUMNS = ("ts", "position", "asset_return")
-
-
-class InputError(Exception):
-    """The file cannot be used at all (missing, no header, no valid row)."""
-
-
-def read_returns_csv(path: Path, err: TextIO) -> tuple[np.ndarray, np.ndarray]:
-    """(ts_ns sorted, strategy returns position * asset_return) from the CSV at ``path``."""
-    try:
-        handle = path.open(newline="")
-    except OSError as exc:
-        raise InputError(f"{path}: {exc.strerror}") from exc
-    ts: list[int] = []
-    rets: list[float] = []
-    with handle:
-        reader = csv.DictReader(handle, skipinitialspace=True)
-        header = [c.strip() for c in reader.fieldnames or []]
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
-        if missing:
-            raise InputError(f"{path}: header lacks {', '.join(missing)}")
-        reader.fieldnames = header
-        for row in reader:
-            line = reader.line_num
-            try:
-                t = _parse_ts(row["ts"])
-                pos = float(row["position"])
-                ret = float(row["asset_return"])
-            except (TypeError, ValueError) as exc:
-                print(f"{path}:{line}: bad row skipped: {exc}", file=err)
-                continue
-            if not (math.isfinite(pos) and math.isfinite(ret)):
-                print(f"{path}:{line}: bad row skipped: non-finite value", file=err)
-                continue
-            ts.append(t)
-            rets.append(pos * ret)
-    if not ts:
-        raise InputError(f"{path}: no valid row")
-    ts_ns = np.asarray(ts, dtype=np.int64)
-    r = np.asarray(rets, dtype=float)
-    order = np.argsort(ts_ns, kind="stable")
-    if np.any(order != np.arange(order.size)):
-        print(f"{path}: rows not in time order; sorted by ts", file=err)
-    return ts_ns[order], r[order]
-
-
-def _parse_ts(text: str | None) -> int:
-    if text is None or not text.strip():
-        raise ValueError("empty ts")
-    text = text.strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    return int(np.datetime64(text.rstrip("Z"), "ns").astype(np.int64))
-
-
-def periods_per_year(ts_ns: np.ndarray) -> float:
-    """(n - 1) / span in years: the observed sampling rate (252-ish for weekday bars)."""
-    if ts_ns.size < 2 or ts_ns[-1] <= ts_ns[0]:
-        return 1.0
-    return (ts_ns.size - 1) / ((int(ts_ns[-1]) - int(ts_ns[0])) / 1e9 / SECONDS_PER_YEAR)
+from services.validation import cpcv, permutation_cli, walk_forward
+from services.validation import permutation as perm
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"edgebus validate {prog}")
-    p.add_argument("--returns", type=Path, required=True, help="CSV: ts, position, asset_return")
+    p = argparse.ArgumentParser(prog=f"edgebus validate {prog}", description=__doc__)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--returns", type=Path, help="CSV: ts, position, asset_return")
+    src.add_argument("--backtest", type=Path, help="an `edgebus backtest` output directory")
     p.add_argument(
         "--periods-per-year",
         type=float,
         default=None,
-        help="annualisation of the Sharpe (default: the file's own rate, (n-1)/years)",
+        help="annualisation P of the Sharpe (default: the observed rate, (n - 1) / years)",
     )
     return p
+
+
+def _load(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, float]:
+    """(ts_ns in time order, strategy returns position * asset_return, P)."""
+    if args.returns:
+        series = permutation_cli.read_returns_csv(args.returns)
+    else:
+        series = permutation_cli.read_backtest_dir(args.backtest)
+    for line, reason in series.bad_rows[: permutation_cli.MAX_REPORTED_ROWS]:
+        print(f"line {line}: {reason} (skipped)", file=sys.stderr)
+    if len(series.bad_rows) > permutation_cli.MAX_REPORTED_ROWS:
+        print(f"... {len(series.bad_rows)} bad rows in all", file=sys.stderr)
+    if not series.ts_ns:
+        raise ValueError("no valid row")
+    ts = np.asarray(series.ts_ns, dtype=np.int64)
+    order = np.argsort(ts, kind="stable")
+    r = np.asarray(series.position, dtype=float) * np.asarray(series.asset_return, dtype=float)
+    ts = ts[order]
+    return ts, r[order], args.periods_per_year or perm.periods_per_year_from_ts(ts)
 
 
 def walk_forward_main(argv: list[str]) -> int:
@@ -110,16 +67,16 @@ def walk_forward_main(argv: list[str]) -> int:
         return int(exc.code or 0)
     base = walk_forward.PRESETS[args.preset]
     preset = walk_forward.WalkForwardPreset(
-        train_days=args.train_days or base.train_days,
-        test_days=args.test_days or base.test_days,
-        step_days=args.step_days or base.step_days,
+        train_days=base.train_days if args.train_days is None else args.train_days,
+        test_days=base.test_days if args.test_days is None else args.test_days,
+        step_days=base.step_days if args.step_days is None else args.step_days,
         purge_days=base.purge_days if args.purge_days is None else args.purge_days,
     )
-    loaded = _load(args.returns)
-    if loaded is None:
+    try:
+        ts_ns, r, ppy = _load(args)
+    except (OSError, ValueError, StopIteration) as exc:
+        print(f"edgebus validate: {exc}", file=sys.stderr)
         return 1
-    ts_ns, r = loaded
-    ppy = args.periods_per_year or periods_per_year(ts_ns)
     try:
         report = walk_forward.walk_forward_report(ts_ns, r, preset, args.mode, ppy)
     except ValueError as exc:
@@ -140,11 +97,11 @@ def cpcv_main(argv: list[str]) -> int:
         args = p.parse_args(argv)
     except SystemExit as exc:  # argparse: 0 after --help, 2 on a usage error
         return int(exc.code or 0)
-    loaded = _load(args.returns)
-    if loaded is None:
+    try:
+        ts_ns, r, ppy = _load(args)
+    except (OSError, ValueError, StopIteration) as exc:
+        print(f"edgebus validate: {exc}", file=sys.stderr)
         return 1
-    ts_ns, r = loaded
-    ppy = args.periods_per_year or periods_per_year(ts_ns)
     try:
         report = cpcv.cpcv_report(
             r, args.folds, args.test_folds, args.purge, args.embargo, args.fit, ppy
@@ -156,24 +113,6 @@ def cpcv_main(argv: list[str]) -> int:
     return 0
 
 
-def _load(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    try:
-        return read_returns_csv(path, sys.stderr)
-    except InputError as exc:
-        print(f"edgebus validate: {exc}", file=sys.stderr)
-        return None
-
-
 def _print(doc: dict[str, object]) -> None:
-    # NaN/inf are not JSON: print them as null
-    print(json.dumps(_finite(doc), indent=2))
-
-
-def _finite(x: object) -> object:
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_finite(v) for v in x]
-    return x
+    # orjson prints NaN and inf as null, as the permutation test's output
+    sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode() + "\n")
