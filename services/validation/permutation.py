@@ -33,8 +33,8 @@ p-value (one-sided, "greater"; the Monte Carlo convention of Phipson & Smyth 201
 
     p = (1 + #{j : S*_j >= S_obs}) / (1 + N)
 
-so p lies in [1 / (N + 1), 1] and never is 0. ``>=`` takes a relative tolerance of 1e-12 so
-that a re-pairing equal to the observed one counts as a tie despite rounding. The percentile
+so p lies in [1 / (N + 1), 1] and never is 0. ``>=`` takes a tolerance of 1e-12 of the statistic's
+scale so that a re-pairing equal to the observed one counts as a tie despite rounding. The percentile
 rank is 100 * #{j : S*_j < S_obs} / N. The test passes at the 99th percentile:
 ``is_significant`` is p_sharpe <= 0.01 (``alpha``). Under H0, P(p <= 0.01) = 10 / 1001 for
 N = 1000 and a continuous statistic, i.e. a false-positive rate of 1 %.
@@ -115,16 +115,23 @@ def periods_per_year_from_ts(ts_ns: npt.ArrayLike) -> float:
     return (ts.size - 1) / (span_s / SECONDS_PER_YEAR)
 
 
+def _tie_tolerance(observed: float, null: FloatArray) -> float:
+    """TIE_RTOL of the statistic's scale (the largest |value| seen), so that rounding noise
+    in a tied re-pairing does not decide the comparison, whatever the returns' unit."""
+    scale = max(abs(observed), float(np.abs(null).max()) if null.size else 0.0)
+    return TIE_RTOL * scale
+
+
 def p_value(observed: float, null: FloatArray) -> float:
     """(1 + #{null >= observed}) / (1 + N), ties within TIE_RTOL counted as >=."""
-    tol = TIE_RTOL * max(abs(observed), 1e-300)
+    tol = _tie_tolerance(observed, null)
     k = int(np.count_nonzero(null >= observed - tol))
     return (1 + k) / (1 + null.size)
 
 
 def percentile_rank(observed: float, null: FloatArray) -> float:
     """100 * #{null < observed} / N (ties excluded, the same tolerance as the p-value)."""
-    tol = TIE_RTOL * max(abs(observed), 1e-300)
+    tol = _tie_tolerance(observed, null)
     return 100.0 * int(np.count_nonzero(null < observed - tol)) / max(null.size, 1)
 
 
@@ -232,6 +239,6 @@ def p_values_many(
     idx = rng.permuted(np.tile(np.arange(n), (m, n_permutations, 1)), axis=2)
     perm_pos = np.take_along_axis(pos[:, None, :], idx, axis=2)
     null = annualised_sharpe(perm_pos * ar[:, None, :], 1.0)  # (m, N)
-    tol = TIE_RTOL * np.maximum(np.abs(obs), 1e-300)
+    tol = TIE_RTOL * np.maximum(np.abs(obs), np.abs(null).max(axis=1))
     k = np.count_nonzero(null >= (obs - tol)[:, None], axis=1)
     return (1 + k) / (1 + n_permutations)
