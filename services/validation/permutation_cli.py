@@ -170,6 +170,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"line {line}: {reason} (skipped)", file=sys.stderr)
     if len(series.bad_rows) > MAX_REPORTED_ROWS:
         print(f"... {len(series.bad_rows)} bad rows in all", file=sys.stderr)
+    if len(series.ts_ns) < 2:
+        raise ValueError(f"{len(series.ts_ns)} usable periods: a test needs at least 2")
     # rows in time order, as the periods happened
     order = np.argsort(np.asarray(series.ts_ns, dtype=np.int64), kind="stable")
     ts = np.asarray(series.ts_ns, dtype=np.int64)[order]

@@ -250,3 +250,14 @@ def test_cli_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert "permutation" in validate_cli.COMMANDS
     assert cli.main(["validate", "permutation", "--returns", "/nonexistent.csv"]) == 1
     capsys.readouterr()
+
+
+def test_cli_no_usable_rows_is_an_error_not_a_crash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "r.csv"
+    f.write_text("ts,position,asset_return\nyesterday,1,0.01\n2024-01-02,1,inf\n")
+    assert cli.main(["validate", "permutation", "--returns", str(f)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "line 2" in err and "line 3" in err and "0 usable periods" in err
