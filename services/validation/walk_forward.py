@@ -203,6 +203,12 @@ def walk_forward_report(
     # seed 003 §3: mean and dispersion (std, min, max, median) of every metric
     summary = {k: dispersion(m[k] for m in metrics) for k in SEGMENT_METRICS}
     stab = stability([m["sharpe"] for m in metrics])
+    # seed 003 §3: stability across years; a segment belongs to its test start's year
+    years = [int(_utc_date(sp.test_start_ns)[:4]) for sp in splits]
+    by_year = {
+        str(y): dispersion(m["sharpe"] for m, yy in zip(metrics, years, strict=True) if yy == y)
+        for y in sorted(set(years))
+    }
     return {
         "mode": mode,
         "train_days": preset.train_days,
@@ -212,6 +218,7 @@ def walk_forward_report(
         "periods_per_year": periods_per_year,
         "segments": segments,
         "summary": summary,
+        "sharpe_by_year": by_year,
         "stability": stab,
         "is_robust": is_robust(stab),
         "robust_rule": "mean OOS Sharpe > 0 and >= 60 % of segments with Sharpe > 0, >= 2 segments",

@@ -246,6 +246,8 @@ def test_cli_walk_forward_and_cpcv(tmp_path, capsys) -> None:  # type: ignore[no
     assert doc["stability"]["positive_frac"] == 1.0
     assert len(doc["segments"]) == doc["stability"]["n_segments"] > 10
     assert set(doc["summary"]["sharpe"]) >= {"mean", "std"}
+    assert sorted(doc["sharpe_by_year"]) == ["2022", "2023"]
+    assert sum(y["n"] for y in doc["sharpe_by_year"].values()) == len(doc["segments"])
 
     argv = ["cpcv", "--returns", str(f), "--folds", "6", "--test-folds", "2"]
     assert cli.main([*argv, "--purge", "3", "--embargo", "2", "--fit", "sign"]) == 0
