@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -257,3 +260,19 @@ def test_cli_walk_forward_and_cpcv(tmp_path, capsys) -> None:  # type: ignore[no
 
     assert cli.main([*argv, "--purge", "400"]) == 2  # purge longer than a fold
     assert cli.main(["cpcv", "--returns", str(tmp_path / "missing.csv")]) == 1
+
+
+def test_edgebus_validate_cpcv_subprocess(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ts = _weekdays("2023-01-02", "2023-07-01")
+    ret = np.random.default_rng(1).normal(0, 0.01, ts.size)
+    f = tmp_path / "r.csv"
+    _write_csv(f, ts, np.ones(ts.size), ret)
+    argv = ["validate", "cpcv", "--returns", str(f), "--folds", "5", "--test-folds", "2"]
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-m", "shared.cli", *argv], cwd=root, capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    doc = orjson.loads(done.stdout)
+    assert (doc["n_splits"], doc["n_paths"], doc["n_obs"]) == (10, 4, ts.size)
+    assert b"line 6" in done.stderr
