@@ -1,4 +1,4 @@
-"""`edgebus validate permutation ...` (and, as they land, `walk-forward`, `cpcv`).
+"""`edgebus validate permutation | walk-forward | cpcv ...` (docs/validation.md).
 
 Each subcommand is a ``main(argv) -> int`` in ``COMMANDS``; it prints one JSON document on
 stdout and reports bad input rows on stderr. Exit codes: 0 done (bad rows skipped), 1 an
