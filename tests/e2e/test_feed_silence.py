@@ -288,8 +288,10 @@ def test_the_feeds_clock_moves_event_time_on_and_health_says_degraded(run: Run) 
         f"wm.feature_bus past the limit {wm_late_s:.3f} s after it, risk's upstreams "
         f"{risk_late_s:.3f} s after it"
     )
-    assert 0.0 <= wm_late_s <= 0.6, wm_late_s
-    assert risk_late_s <= 0.8, risk_late_s
+    # the bound is the breaker's (a second, below); these only may not exceed it
+    # (typically 0.3-0.45 s: allowed lateness 250 ms, a heartbeat every 200 ms)
+    assert 0.0 <= wm_late_s <= 1.0, wm_late_s
+    assert risk_late_s <= 1.0, risk_late_s
     # quotes again: healthy again
     ok = run.first(lambda s: s.feed_status == "ok", after_ns=run.resumed_ns)
     assert ok is not None, "feature_bus /health stayed degraded after quotes resumed"
