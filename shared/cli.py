@@ -29,7 +29,7 @@ PASSTHROUGH: dict[str, tuple[str, str]] = {
     ),
     "validate": (
         "services.validation.cli",
-        "tests of an edge: permutation, walk-forward, cpcv (JSON on stdout)",
+        "tests of an edge: permutation, walk-forward, cpcv, robustness (JSON on stdout)",
     ),
 }
 

@@ -1,4 +1,4 @@
-"""`edgebus validate permutation | walk-forward | cpcv ...` (docs/validation.md).
+"""`edgebus validate permutation | walk-forward | cpcv | robustness ...` (docs/validation.md).
 
 Each subcommand is a ``main(argv) -> int`` in ``COMMANDS``; it prints one JSON document on
 stdout and reports bad input rows on stderr. Exit codes: 0 done (bad rows skipped), 1 an
@@ -10,12 +10,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from services.validation import permutation_cli, splits_cli
+from services.validation import permutation_cli, robustness_cli, splits_cli
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "permutation": permutation_cli.main,
     "walk-forward": splits_cli.walk_forward_main,
     "cpcv": splits_cli.cpcv_main,
+    "robustness": robustness_cli.main,
 }
 
 
