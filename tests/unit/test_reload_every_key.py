@@ -112,16 +112,7 @@ def _cases() -> list[tuple[str, str]]:
 
 
 def _run(configs: dict[str, ComponentConfig], reload: tuple[str, ComponentConfig] | None):
-    bt = runner.Backtest(configs)
-    if reload is not None:
-        comp, cfg = reload
-        svc = next(s for s in bt.services if s.comp == comp)
-        before = svc.config
-        if comp == "feature_bus":  # as Backtest does: the replay is the source
-            cfg = cfg.model_copy(update={"source": "replay"})
-        svc.on_config(cfg)  # as ControlPlane._apply_config
-        if svc.config is before:
-            svc.config = cfg
+    bt = _services(configs, reload)
     # the same input for both runs: a key of the synthetic market changes the service,
     # not the data fed to it
     quotes = runner.synthetic_quotes(BASE["feature_bus"], TICKS, seed=7)  # type: ignore[arg-type]
