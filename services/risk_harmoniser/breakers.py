@@ -249,6 +249,10 @@ class BreakerBoard:
         elif streak < b.loss_streak and "loss_streak" in trips:
             self._lift("loss_streak")
 
+    def lifts_on_data(self) -> bool:
+        """A trip in force that a tick may lift (any but a WARNING)."""
+        return any(t.level != "WARNING" for t in self.trips.values())
+
     def panic(self, now_ns: int, symbol: str) -> None:
         """A PANIC regime signal with ``emergency_on_panic``: EMERGENCY_CLOSE."""
         if "emergency" not in self.trips:

@@ -258,7 +258,9 @@ class RiskEngine:
         """The breakers when due (a sample, a fill since, a trip in force), then name i's
         exit if one is due."""
         cmd = None
-        if sampled or self.breakers_due or self.board.trips:
+        # per tick only while a trip that data can lift is in force (a WARNING lifts with
+        # a fill, which sets breakers_due; the rest wait for a sample or a fill)
+        if sampled or self.breakers_due or self.board.lifts_on_data():
             cmd = self.check_breakers(state)
         halted = cmd.action == "halt" if cmd is not None else state.halted
         if not halted:
