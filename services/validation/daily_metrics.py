@@ -169,14 +169,27 @@ class ExplorationBudget:
     used_pct: float  # 100 * used / cap; NaN when there is no cap
 
 
+def exploration_used_usd(
+    orders: Iterable[tuple[float, Mapping[str, float]]], exploring: Iterable[str]
+) -> float:
+    """sum_k |size_k| * sum_{m in exploring} share_{k,m}: the risk of the day's orders that
+    the models under trial carried. An order is (position_size_usd, engine shares of the
+    signal that opened it, ``attribution.engine_shares``); ``exploring`` the canary
+    models (shadow models never vote, so they carry no share)."""
+    trial = set(exploring)
+    total = 0.0
+    for size_usd, shares in orders:
+        total += abs(size_usd) * math.fsum(s for m, s in shares.items() if m in trial)
+    return total
+
+
 def exploration_budget(used_usd: float, cap_usd: float) -> ExplorationBudget:
     """Risk budget given to exploration against its cap: used_pct = 100 * used / cap.
 
-    Our definition (the product has no exploration budget of its own): ``used_usd`` is the
-    risk (position_size_usd) of the day's orders opened on models under trial (shadow or
-    canary, not the regime's champion), ``cap_usd`` the budget allowed to them. Shadow
-    signals are never traded (risk ignores them), so today the value is 0 until a canary
-    allocation exists. NaN used_pct for cap <= 0.
+    Our definition (the seed names the metric only, and the product has no exploration
+    budget of its own): ``used_usd`` is the risk the models under trial carried in the
+    day's orders (``exploration_used_usd``); ``cap_usd`` the budget the caller allows them.
+    NaN used_pct for cap <= 0.
     """
     if used_usd < 0:
         raise ValueError(f"used_usd {used_usd!r} must be >= 0")

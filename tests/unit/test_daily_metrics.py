@@ -127,6 +127,12 @@ def test_exploration_budget() -> None:
         dm.exploration_budget(-1.0, 10.0)
 
 
+def test_exploration_used_is_the_canaries_share_of_the_orders_risk() -> None:
+    orders = [(1_000.0, {"champ": 0.8, "canary": 0.2}), (-500.0, {"canary": 1.0}), (300.0, {})]
+    assert dm.exploration_used_usd(orders, ["canary"]) == pytest.approx(200.0 + 500.0)
+    assert dm.exploration_used_usd(orders, []) == 0.0
+
+
 # --- 6. early warning -------------------------------------------------------------------
 
 
