@@ -38,11 +38,16 @@ def oos_sharpe(
 
     Window j's Sharpe is mean(r) / std(r, ddof=1) * sqrt(P) of its period returns
     (``services.backtest.metrics.sharpe_ratio``); a window with fewer than two returns,
-    or constant returns (an infinite Sharpe), is left out. mean over the K windows kept;
+    or all its returns equal (no dispersion, no Sharpe), is left out. mean over the K windows kept;
     std the sample std (ddof=1) across them: NaN for K < 2, and both NaN for K = 0.
     Source: seed 000 §1 (walk-forward stability) and "Daily Metrics" item 1.
     """
-    values = [sharpe_ratio(np.asarray(r, dtype=float), periods_per_year) for r in segment_returns]
+    values = []
+    for seg in segment_returns:
+        r = np.asarray(seg, dtype=float)
+        # identical returns: std is 0 or rounding noise (1e-18), and the ratio means nothing
+        if r.size >= 2 and np.ptp(r) > 0:
+            values.append(sharpe_ratio(r, periods_per_year))
     kept = np.array([v for v in values if math.isfinite(v)], dtype=float)
     if kept.size == 0:
         return NAN, NAN

@@ -31,7 +31,7 @@ def test_oos_sharpe_mean_and_std_across_windows() -> None:
 
 
 def test_oos_sharpe_annualises_and_drops_windows_without_a_sharpe() -> None:
-    mean, std = dm.oos_sharpe([[0.01, 0.03], [0.5], [0.01, 0.01]], periods_per_year=4)
+    mean, std = dm.oos_sharpe([[0.01, 0.03], [0.5], [0.01, 0.01, 0.01]], periods_per_year=4)
     assert mean == pytest.approx(math.sqrt(2) * 2)
     assert math.isnan(std)  # one window kept
     assert all(math.isnan(x) for x in dm.oos_sharpe([]))
