@@ -338,3 +338,43 @@ def test_a_better_challenger_never_scores_worse(excess: list[float], lift: float
     assert after.days_better_streak >= before.days_better_streak
     assert after.es_bps >= before.es_bps - 1e-9
     assert after.mean_excess_bps_per_day >= before.mean_excess_bps_per_day
+
+
+def test_docs_hand_worked_example() -> None:
+    # docs/validation.md, "Champion against challenger": d = 12, 8, 15, 10, 5
+    champ = np.array([20.0, -10.0, 30.0, 0.0, 10.0])
+    chal = np.array([32.0, -2.0, 45.0, 10.0, 15.0])
+
+    def run(chal: np.ndarray, trades: int = 60) -> pr.Comparison:
+        return pr.compare(
+            chal,
+            champ,
+            challenger_trades=trades,
+            challenger_hits=33 * trades // 60,
+            challenger_turnover=1.0,
+            challenger_cost_bps=90.0,
+            champion_trades=55,
+            champion_hits=28,
+            champion_turnover=1.0,
+            champion_cost_bps=80.0,
+        )
+
+    c = run(chal)
+    assert c.promotable
+    assert c.mean_excess_bps_per_day == pytest.approx(10.0) and c.days_better_streak == 5
+    assert c.p_value == pytest.approx(stats.t.sf(10 / math.sqrt(58 / 4 / 5), 4))
+    assert c.p_value == pytest.approx(0.0021, abs=5e-5)
+    assert c.es_bps == pytest.approx(6.95, abs=0.005)
+    assert (c.challenger.max_drawdown_bps, c.champion.max_drawdown_bps) == (2.0, 10.0)
+    assert c.challenger.sharpe == pytest.approx(17.1, abs=0.05)
+    assert c.champion.sharpe == pytest.approx(10.0, abs=0.05)
+    change = pr.next_stage("m", Stage.SHADOW, c, 5)
+    assert change is not None
+    assert change.reason == (
+        "promotable: streak 5 >= 5, excess 10.00 >= 10 bps/day, es 6.95 bps > 0,"
+        " p 0.0021 < 0.05 (t), trades 60 >= 50, no critical metric worse"
+    )
+    assert run(chal, trades=40).reasons() == ["trades 40 < 50"]
+    last_tie = chal.copy()
+    last_tie[-1] = champ[-1]
+    assert run(last_tie).reasons() == ["days_better streak 0 < 5", "excess 9.00 bps/day < 10"]
