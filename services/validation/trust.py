@@ -62,7 +62,7 @@ class TrustParams:
     """The trust index's knobs. Only the vote weight's 0.6 / 0.4 are the seed's; the rest
     are ours, with the reason next to each (docs/validation.md, "Trust index")."""
 
-    # 20 pseudo-outcomes at 0.5: 10 right calls of 10 is shrunk to 0.67, 100 of 150 to 0.65
+    # 20 pseudo-outcomes at 0.5: 10 right calls of 10 is shrunk to 0.67, 100 of 150 to 0.647
     accuracy_prior_outcomes: float = 20.0
     # a 65 % directional hit rate is already exceptional for a trading signal; 0.5 is a coin
     accuracy_full: float = 0.65
