@@ -13,6 +13,7 @@ import hashlib
 import importlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -407,6 +408,25 @@ async def _store(
         )
     )
     return StoredConfig(component, version, digest, ts_ns, source, doc) if version else None
+
+
+def store_op(
+    component: str, cfg: ComponentConfig, source: str, channel: str
+) -> Callable[[Any], Any]:
+    """``store_version`` as one operation of a batch's transaction (``Outbox.call``): the
+    version is stored exactly when the batch's acknowledgement is, so a proposal read
+    again after a crash is never stored twice."""
+    doc: dict[str, Any] = cfg.model_dump(mode="json")
+    digest = _doc_hash(doc)
+    body = orjson.dumps({"hash": digest, "ts_ns": time.time_ns(), "source": source, "config": doc})
+    seq, versions, current = _keys(component)
+
+    def op(pipe: Any) -> Any:
+        return pipe.eval(
+            _STORE_SCRIPT, 3, seq, versions, current, body, channel, component, digest, "0"
+        )
+
+    return op
 
 
 async def store_version(

@@ -38,6 +38,7 @@ ROUTER_SWITCHES = "router.switches"
 RISK_DECISIONS = "risk.decisions"
 EVENTS = "events"
 DLQ = "dlq"
+PARAM_PROPOSALS = "param.proposals"
 # Each producer's watermarks: ``wm.<service>`` (``watermark_stream``), read by the
 # services that merge its outputs in event-time order (shared/merge.py).
 WM_PREFIX = "wm."
@@ -343,6 +344,20 @@ class Event(Message):
     reason: str = ""  # a breaker event's reason (risk.decisions)
 
 
+class ConfigProposal(Message):
+    """A config version proposed by a service's own review (stream ``param.proposals``):
+    model_router's daily review (validation results, promotions). The proposer has
+    applied it at ``ts_ns`` of event time; parameter_server validates and stores it as
+    a version with ``source`` (auditable, reversible with a rollback)."""
+
+    STREAM: ClassVar[str] = PARAM_PROPOSALS
+    component: str = Field(min_length=1, max_length=64)
+    ts_ns: int = Field(gt=0, le=MAX_NS)
+    source: str = Field(min_length=1, max_length=512)
+    config: dict[str, Any]
+    report: dict[str, Any] | None = None
+
+
 class Watermark(Message):
     """A producer's output is complete through ``wm_ns`` in event time (stream
     ``wm.<producer>``); ``wall_ns`` is when it said so (liveness only)."""
@@ -373,6 +388,7 @@ STREAMS: dict[str, type[Message]] = {
         RiskDecision,
         DeadLetter,
         Event,
+        ConfigProposal,
     )
 }
 

@@ -10,7 +10,9 @@ followed by the replay's watermark (complete through just before the next row).
 Outputs (``write``): ``orders.csv``, ``fills.csv``, ``decisions.csv`` (the fields of
 those streams, one row per entry, in stream order; ``v`` and the wall-clock
 ``trace_ts_ns`` left out, so two runs give byte-identical files), ``equity.csv``, then
-``report.json`` / ``report.html`` (services/backtest/report.py).
+``report.json`` / ``report.html`` (services/backtest/report.py), and
+``config_history.jsonl``: the router config versions model_router's daily review made
+(validation results, promotions), as parameter_server's history would hold them.
 """
 
 from __future__ import annotations
@@ -40,9 +42,11 @@ from shared.messages import (
     FILLS,
     MD_RAW,
     ORDERS,
+    PARAM_PROPOSALS,
     POSITIONS,
     REJECTIONS,
     RISK_DECISIONS,
+    ConfigProposal,
     Fill,
     Message,
     Order,
@@ -54,7 +58,7 @@ from shared.service import Service
 from shared.testing import Harness
 
 COMPONENTS = ("feature_bus", "model_router", "risk_harmoniser", "execution")
-RECORDED = (ORDERS, FILLS, RISK_DECISIONS, POSITIONS, REJECTIONS)
+RECORDED = (ORDERS, FILLS, RISK_DECISIONS, POSITIONS, REJECTIONS, PARAM_PROPOSALS)
 CHUNK_ROWS = 500  # as the replay's default chunk: the batch size never changes the result
 # A fixed start for synthetic backtests (2026-01-01T00:00:00Z): the same seed and
 # config give the same timestamps, not just the same prices.
@@ -90,6 +94,9 @@ class Result:
     wall_s: float = 0.0
     held: dict[str, int] = field(default_factory=dict)
     day_ends_ns: list[int] = field(default_factory=list)  # the last quote time of each UTC day
+    # model_router's daily reviews that changed its config (promotions, validation
+    # results): the versions parameter_server would store, in event-time order
+    proposals: list[ConfigProposal] = field(default_factory=list)
 
     @property
     def ticks_per_s(self) -> float:
@@ -119,9 +126,10 @@ class Backtest:
         assert isinstance(mr, RouterRules)
         assert isinstance(rk, RiskParams)
         assert isinstance(ex, ExecutionConfig)
+        self.router = ModelRouter(mr)
         self.services: list[Service[Any]] = [
             self.feature_bus,
-            ModelRouter(mr),
+            self.router,
             RiskHarmoniser(rk),
             Execution(ex),
         ]
@@ -159,6 +167,7 @@ class Backtest:
         res.fills = _typed(h.out[FILLS], Fill)
         res.decisions = _typed(h.out[RISK_DECISIONS], RiskDecision)
         res.positions = _typed(h.out[POSITIONS], Position)
+        res.proposals = _typed(h.out[PARAM_PROPOSALS], ConfigProposal)
         return res
 
 
@@ -258,6 +267,18 @@ def write(out_dir: Path, res: Result, configs: dict[str, ComponentConfig]) -> No
             ]
         )
         w.writerows(equity_rows(res.positions, ex.starting_equity_usd, res.day_ends_ns))
+    # parameter_server's history as the stack would hold it: version 1 the file, then
+    # one version per proposal of the daily review
+    with (out_dir / "config_history.jsonl").open("wb") as fh:
+        for i, p in enumerate(res.proposals):
+            rec = {
+                "component": p.component,
+                "version": i + 2,
+                "source": p.source,
+                "ts_ns": p.ts_ns,
+                "changes": (p.report or {}).get("changes", []),
+            }
+            fh.write(orjson.dumps(rec, option=orjson.OPT_SORT_KEYS) + b"\n")
     # The run section first; the report adds the metrics beside it.
     doc = {"run": res.run_section()}
     (out_dir / "report.json").write_bytes(

@@ -60,11 +60,26 @@ def pattern_kind(pattern: str) -> str:
 
 
 class ModelWeight(Frozen):
+    """One model of a rule. ``shadow``: runs and publishes ``shadow=1`` signals, never
+    votes. ``canary``: votes with ``promotion.canary_fraction`` of its weight (the stage
+    between shadow and live, docs/validation.md). A live model votes only once it has
+    passed validation (``validation.results``), unless ``trade_unvalidated`` says so
+    explicitly; until then it runs as a shadow."""
+
     id: str = Field(min_length=1)
     weight: float = Field(default=1.0, ge=0, le=1_000)
     shadow: bool = False
+    canary: bool = False
+    canary_since_ns: int = Field(default=0, ge=0, description="event time the canary began")
+    trade_unvalidated: bool = False
 
     _known_id = field_validator("id")(_known)
+
+    @model_validator(mode="after")
+    def _stage(self) -> ModelWeight:
+        if self.shadow and self.canary:
+            raise ValueError("canary: a model is either shadow or canary, not both")
+        return self
 
 
 class RoutingRule(Frozen):
@@ -125,6 +140,86 @@ class ConsensusParams(Frozen):
     )
 
 
+class ValidationResult(Frozen):
+    """A model's latest validation (written by the daily job, docs/validation.md):
+    permutation test of its paper track record and walk-forward of its daily PnL."""
+
+    p_value_sharpe: float = Field(ge=0, le=1)
+    walk_forward_robust: bool
+    passed: bool
+    n_periods: int = Field(default=0, ge=0)
+    at_ns: int = Field(default=0, ge=0, description="event time of the validation")
+
+
+class WalkForwardWindows(Frozen):
+    """The daily walk-forward of each model's daily PnL, in days (seed 003 §3: 120 /
+    purge 5 / 30 by default; seed 000's preset is 180 / 0 / 30)."""
+
+    train_days: int = Field(default=120, ge=1)
+    test_days: int = Field(default=30, ge=1)
+    step_days: int = Field(default=30, ge=1)
+    purge_days: int = Field(default=5, ge=0)
+
+
+class ValidationGate(Frozen):
+    alpha: float = Field(default=0.01, gt=0, lt=1, description="seed 000: the 99th percentile")
+    n_permutations: int = Field(default=1_000, ge=100, le=100_000, description="seed 000: 1,000+")
+    seed: int = Field(default=0, description="the permutations' random seed")
+    walk_forward: WalkForwardWindows = WalkForwardWindows()
+    required: bool = Field(
+        default=True,
+        description="a live model without a passing result votes only with trade_unvalidated",
+    )
+    trust_weighting: bool = Field(
+        default=True,
+        description="vote weight x (0.6 trust + 0.4 (1 - p)) where a model has a p-value",
+    )
+    results: dict[str, ValidationResult] = Field(default_factory=dict)
+
+    @field_validator("results")
+    @classmethod
+    def _models(cls, results: dict[str, Any]) -> dict[str, Any]:
+        for model_id in results:
+            try:
+                _known(model_id)
+            except ValueError as exc:
+                raise ValueError(f"results.{model_id}: {exc}") from None
+        return results
+
+    def passed(self, model_id: str) -> bool:
+        r = self.results.get(model_id)
+        return r is not None and r.passed
+
+
+class PromotionConfig(Frozen):
+    """Champion against challenger (seed 002, seed 003 §9; docs/validation.md)."""
+
+    enabled: bool = True
+    min_days_better: int = Field(default=5, ge=1, description="seed 002: 5 consecutive days")
+    min_excess_bps_per_day: float = Field(default=10.0, description="seed 002: +10 bps a day")
+    es_level: float = Field(default=0.95, gt=0.5, lt=1.0, description="seed 002: ES(95 %)")
+    max_p_value: float = Field(default=0.05, gt=0, lt=1, description="seed 002/003: p < 0.05")
+    min_trades: int = Field(default=50, ge=1, description="seed 002: 50 trades")
+    test: str = Field(default="t", pattern="^(t|bootstrap)$")
+    canary_fraction: float = Field(default=0.1, gt=0, le=1, description="of the full weight")
+    canary_days: int = Field(default=5, ge=1)
+    window_days: int = Field(default=30, ge=5, le=400, description="days compared")
+    track_fee_bps: float = Field(
+        default=4.0, ge=0, le=100, description="paper books' fee: execution's taker fee"
+    )
+    review_at_utc: str = Field(
+        default="02:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="seed 003: 02:00 UTC"
+    )
+    report_at_utc: str = Field(
+        default="23:55", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="seed 003: 23:55 UTC"
+    )
+
+    @staticmethod
+    def seconds_of(hhmm: str) -> int:
+        h, m = hhmm.split(":")
+        return int(h) * 3600 + int(m) * 60
+
+
 class RouterRules(ComponentConfig):
     # symbol -> asset class, for class:<name> patterns.
     asset_classes: dict[str, str] = Field(default_factory=dict)
@@ -137,6 +232,8 @@ class RouterRules(ComponentConfig):
     # not decided on). 0: decide on every features entry.
     decide_interval_ms: float = Field(default=0.0, ge=0, le=3_600_000)
     rules: tuple[RoutingRule, ...] = Field(min_length=1)
+    validation: ValidationGate = ValidationGate()
+    promotion: PromotionConfig = PromotionConfig()
 
     @field_validator("asset_classes")
     @classmethod

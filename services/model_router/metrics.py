@@ -45,6 +45,33 @@ MODEL_BRIER = Gauge(
     "Running Brier score (0 best, 0.25 coin flip)",
     ["model_id", "horizon"],
 )
+TRUST = Gauge(
+    "model_router_trust_index",
+    "Trust index in [0, 1] (seed 000 §2), as of the last day of event time",
+    ["model_id"],
+)
+ALLOCATION = Gauge(
+    "model_router_capital_allocation_ratio",
+    "Capital-allocation multiplier from the trust index",
+    ["model_id"],
+)
+TRACK_PNL_BPS = Gauge(
+    "model_router_track_pnl_bps",
+    "Paper-book PnL after costs, bps of one unit of notional per symbol",
+    ["model_id"],
+)
+TRACK_TRADES = Gauge("model_router_track_trades", "Paper-book trades opened", ["model_id"])
+STAGE = Gauge(
+    "model_router_model_stage",
+    "1 for the model's stage: live, canary, shadow, gated (held by the validation gate), off",
+    ["model_id", "stage"],
+)
+REVIEWS = Counter("model_router_reviews_total", "Daily reviews run (event time)")
+STAGE_CHANGES = Counter(
+    "model_router_stage_changes_total",
+    "Promotions and demotions by the daily review, by the stage reached",
+    ["model_id", "stage"],
+)
 OUTCOMES_PENDING = Gauge(
     "model_router_outcomes_pending_entries", "Predictions waiting for their horizon to elapse"
 )

@@ -20,6 +20,7 @@ Seed 004 formulas, with units made explicit:
 
 from __future__ import annotations
 
+import hashlib
 from typing import ClassVar, Protocol, get_args, runtime_checkable
 
 from shared.messages import (
@@ -111,3 +112,18 @@ class MaMomentum(ModelBase):
         if f.ema_long <= 0:
             return None
         return ma_momentum_edge(f.ema_short, f.ema_long)
+
+
+class RandomBaseline(ModelBase):
+    """The null model: a direction drawn from a hash of (symbol, event time), no edge by
+    construction. Run it in shadow as the control of the research layer: validation
+    must find it insignificant and the daily review must never promote it."""
+
+    id = "random_baseline"
+    description = "the null model: a seeded coin flip per decision (a control, never an edge)"
+    regimes = frozenset({"TREND", "RANGE"})
+    EDGE_BPS: ClassVar[float] = 15.0
+
+    def predict(self, f: Features, horizon: str) -> Prediction | None:
+        digest = hashlib.blake2b(f"{f.symbol}:{f.ts_ns}".encode(), digest_size=1).digest()
+        return (self.EDGE_BPS if digest[0] & 1 else -self.EDGE_BPS), 0.5

@@ -24,6 +24,7 @@ from services.model_router.models import (
     MaMomentum,
     ModelBase,
     Prediction,
+    RandomBaseline,
 )
 from shared.messages import Features
 
@@ -38,6 +39,7 @@ CATALOGUE: dict[str, type[Any]] = {
         TrendEngine,
         RangeEngine,
         BreakoutEngine,
+        RandomBaseline,
     )
 }
 

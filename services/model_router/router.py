@@ -19,13 +19,20 @@ observed only. Nothing depends on how entries were batched:
    ``min(1, |S|)`` if the gate ``|S| > k * rolling_std(S, window)`` is passed, else 0 (so
    risk ignores it); each approved shadow model with an opinion gets its own signal
    with ``shadow=True``; the prediction is queued for outcome scoring;
-4. the symbol's leading model is updated; a change is a ``RouterSwitch``.
+4. the symbol's leading model is updated; a change is a ``RouterSwitch``;
+5. every model with an opinion, and the consensus, move their paper books to it
+   (``track.py``); at each new UTC day of event time the books close the day and each
+   model's trust index is recomputed from its outcomes and its daily PnL (seed 000 §2);
+   where a model has a validation p-value its vote weight is multiplied by
+   ``0.6 * trust + 0.4 * (1 - p)`` (``validation.trust_weighting``).
 
 ``handle(f)`` does both for one message (what a batch of one does).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,10 +50,13 @@ from services.model_router.models import Prediction
 from services.model_router.outcomes import OutcomeBook, Pending
 from services.model_router.registry import ModelRegistry, Scorecard
 from services.model_router.routing import MAX_CACHED_SYMBOLS, Route, RoutingTable
+from services.model_router.track import TrackRecords
+from services.validation.trust import Trust, trust_from_record, vote_weight
 from shared.messages import Features, Message, RouterSwitch, Signal
 
 CONSENSUS_ID = "consensus"
 HELD_VOTE_HALF_LIVES = 3.0  # a held vote older than this many half-lives is dropped
+MAX_CALLS = 5_000  # scored calls kept per model for its permutation test
 
 
 @dataclass(slots=True)
@@ -77,6 +87,16 @@ class Router:
         self._decided_ns: dict[str, int] = {}  # symbol -> event time of its last decision
         self._committed_ns: dict[str, int] = {}  # the same, as of the last written batch
         self.decide_interval_ns = int(rules.decide_interval_ms * 1e6)
+        self.tracks = TrackRecords(rules.promotion.track_fee_bps)
+        self.trust: dict[str, Trust] = {}  # model_id -> trust as of the last day closed
+        self.vote_mult: dict[str, float] = {}  # model_id -> vote weight multiplier
+        self.validation = rules.validation
+        self.days_closed = 0  # day rolls since start (what the persisted state is saved on)
+        self.next_review_ns: int | None = None  # the daily review's next event time
+        # model_id -> its scored calls (ts_ns, direction, realised return as a fraction):
+        # the ``ts, position, asset_return`` series its permutation test runs on
+        self.calls: dict[str, deque[tuple[int, float, float]]] = {}
+        self.unsaved_calls: dict[str, list[tuple[int, float, float]]] = {}
 
     def reload(self, rules: RouterRules) -> None:
         """New rules: a new routing table (so a fresh route cache). Consensus state is
@@ -91,6 +111,36 @@ class Router:
         self.leaders.margin = rules.consensus.switch_margin
         self.leaders.half_life_s = rules.consensus.switch_half_life_s
         self.decide_interval_ns = int(rules.decide_interval_ms * 1e6)
+        self.tracks.fee_bps = rules.promotion.track_fee_bps
+        self.validation = rules.validation
+        self._reweigh()
+
+    # ---- trust ----------------------------------------------------------------------
+
+    def _close_day(self) -> None:
+        """A new day of event time: every model's trust from its outcomes and its paper
+        book's daily PnL, then the vote multipliers."""
+        self.days_closed += 1
+        for model_id, book in self.tracks.books.items():
+            if model_id == CONSENSUS_ID:
+                card = self.consensus_scores.values()
+                hits, scored = sum(c.hits for c in card), sum(c.scored for c in card)
+            else:
+                st = self.registry.stats[model_id]
+                hits, scored = st.hits, st.scored
+            self.trust[model_id] = trust_from_record(list(book.daily_bps), hits, scored)
+        self._reweigh()
+
+    def _reweigh(self) -> None:
+        """Seed 000's vote weight, 0.6 trust + 0.4 (1 - p), for the models with a p-value
+        and a trust index; every other model keeps its rule weight (x 1)."""
+        mult: dict[str, float] = {}
+        if self.validation.trust_weighting:
+            for model_id, result in self.validation.results.items():
+                trust = self.trust.get(model_id)
+                if trust is not None:
+                    mult[model_id] = vote_weight(trust.trust_index, result.p_value_sharpe)
+        self.vote_mult = mult
 
     # ---- messages and decisions -------------------------------------------------------
 
@@ -109,6 +159,11 @@ class Router:
 
     def observe(self, f: Features) -> None:
         """Steps 1-2 for ``f``; ``f`` becomes its symbol's latest, what ``decide`` uses."""
+        tracks = self.tracks
+        if tracks.roll(f.ts_ns):
+            self._close_day()
+        if tracks.books:
+            tracks.mark(f.symbol, f.mid)
         self._score_outcomes(f)
         routed = self._routed.get(f.symbol)
         if routed is None:
@@ -258,6 +313,11 @@ class Router:
             for m in route.shadow[f.regime]
             if (pred := preds.get(m)) is not None
         ]
+        opinion = self.tracks.opinion
+        for m, pred in preds.items():
+            if pred is not None:
+                opinion(m, f.symbol, f.mid, f.spread_bps, pred[0], pred[1])
+        opinion(CONSENSUS_ID, f.symbol, f.mid, f.spread_bps, c.edge_bps, sig.confidence)
         calls = tuple((m, p[0], (1.0 + p[1]) / 2.0) for m, p in preds.items() if p is not None)
         if c.score != 0.0:
             calls += ((CONSENSUS_ID, c.edge_bps, (1.0 + min(1.0, abs(c.score))) / 2.0),)
@@ -269,6 +329,7 @@ class Router:
         self, f: Features, route: Route, st: HorizonState, preds: dict[str, Prediction | None]
     ) -> list[Vote]:
         max_age_ns = int(HELD_VOTE_HALF_LIVES * self.params.half_life_s * 1e9)
+        mult = self.vote_mult
         votes: list[Vote] = []
         for model_id, weight in route.live[f.regime]:
             pred = preds.get(model_id)
@@ -286,7 +347,7 @@ class Router:
                     model_id,
                     edge_bps,
                     min(1.0, max(0.0, conf)),
-                    weight,
+                    weight * mult[model_id] if model_id in mult else weight,
                     brier,
                     (f.ts_ns - ts_ns) / 1e9,
                 )
@@ -303,6 +364,7 @@ class Router:
                     if edge_bps == 0.0:
                         continue
                     hit = (edge_bps > 0) == (o.realised_bps > 0)
+                    self._log_call(model_id, p.features.ts_ns, _sign(edge_bps), o.realised_bps)
                     if model_id == CONSENSUS_ID:
                         card = self.consensus_scores.setdefault(p.horizon, Scorecard())
                     else:
@@ -310,6 +372,49 @@ class Router:
                     card.add(p_dir, hit, o.ts_ns)
             for model_id in p.model_ids:
                 self.registry.learn(model_id, p.features, p.horizon, o.realised_bps)
+
+    def _log_call(self, model_id: str, ts_ns: int, direction: float, realised_bps: float) -> None:
+        call = (ts_ns, direction, realised_bps / 1e4)
+        log = self.calls.get(model_id)
+        if log is None:
+            log = self.calls[model_id] = deque(maxlen=MAX_CALLS)
+        log.append(call)
+        self.unsaved_calls.setdefault(model_id, []).append(call)
+
+    def take_unsaved_calls(self) -> dict[str, list[tuple[int, float, float]]]:
+        calls, self.unsaved_calls = self.unsaved_calls, {}
+        return calls
+
+    # ---- durable state -----------------------------------------------------------------
+
+    def dump(self) -> dict[str, Any]:
+        """What survives a restart: scorecards, paper books, trust (JSON-able)."""
+        return {
+            "scorecards": {
+                m: {h: _card(c) for h, c in st.scores.items()}
+                for m, st in self.registry.stats.items()
+                if st.scores
+            },
+            "consensus": {h: _card(c) for h, c in self.consensus_scores.items()},
+            "tracks": self.tracks.to_dict(),
+            "trust": {m: dataclasses.asdict(t) for m, t in self.trust.items()},
+            "days_closed": self.days_closed,
+            "next_review_ns": self.next_review_ns,
+        }
+
+    def load(self, doc: dict[str, Any]) -> None:
+        for model_id, cards in doc.get("scorecards", {}).items():
+            if model_id in self.registry.stats:
+                self.registry.stats[model_id].scores = {h: Scorecard(*c) for h, c in cards.items()}
+        self.consensus_scores = {h: Scorecard(*c) for h, c in doc.get("consensus", {}).items()}
+        self.tracks.load(doc.get("tracks", {}))
+        self.trust = {m: Trust(**t) for m, t in doc.get("trust", {}).items()}
+        self.days_closed = int(doc.get("days_closed", 0))
+        self.next_review_ns = doc.get("next_review_ns")
+        self._reweigh()
+
+    def load_calls(self, calls: dict[str, list[tuple[int, float, float]]]) -> None:
+        self.calls = {m: deque(c, maxlen=MAX_CALLS) for m, c in calls.items()}
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -322,6 +427,10 @@ class Router:
                 for h, c in self.consensus_scores.items()
             },
         }
+
+
+def _card(c: Scorecard) -> list[Any]:
+    return [c.scored, c.hits, c.brier, c.last_outcome_ns]
 
 
 def votes_json(votes: list[Vote], c: Consensus) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 ``RoutingTable.routes(symbol)`` returns, per horizon, the winning rule compiled into a
 ``Route``: the models to run, and per regime the approved live voters (with weights)
-and the approved shadow models (regime approval matrix, seed 003 §2). The answer is
+and the approved shadow models (regime approval matrix, seed 003 §2). A live model
+that has not passed validation runs as a shadow unless it says ``trade_unvalidated``
+(the gate before live); a canary votes with ``promotion.canary_fraction`` of its weight. The answer is
 cached per symbol; a reload builds a new table, so the cache can never outlive the
 rules it was computed from.
 """
@@ -12,7 +14,13 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
-from services.model_router.config import CLASS_PREFIX, RouterRules, RoutingRule, pattern_kind
+from services.model_router.config import (
+    CLASS_PREFIX,
+    ModelWeight,
+    RouterRules,
+    RoutingRule,
+    pattern_kind,
+)
 from services.model_router.models import ALL_REGIMES, horizon_ns
 from services.model_router.registry import CATALOGUE
 
@@ -51,10 +59,25 @@ class RoutingTable:
     def _compile(self, index: int, rule: RoutingRule) -> Route:
         live: dict[str, tuple[tuple[str, float], ...]] = {}
         shadow: dict[str, tuple[str, ...]] = {}
+        gate = self.rules.validation
+        canary = self.rules.promotion.canary_fraction
+
+        def as_shadow(mw: ModelWeight) -> bool:
+            """A shadow, or a live model held back by the validation gate."""
+            if mw.shadow:
+                return True
+            if mw.weight <= 0 or not gate.required or mw.trade_unvalidated:
+                return False
+            return not gate.passed(mw.id)
+
         for regime in sorted(ALL_REGIMES):
             ok = [mw for mw in rule.models if self.approved(mw.id, regime)]
-            live[regime] = tuple((mw.id, mw.weight) for mw in ok if not mw.shadow and mw.weight > 0)
-            shadow[regime] = tuple(mw.id for mw in ok if mw.shadow)
+            live[regime] = tuple(
+                (mw.id, mw.weight * canary if mw.canary else mw.weight)
+                for mw in ok
+                if not as_shadow(mw) and mw.weight > 0
+            )
+            shadow[regime] = tuple(mw.id for mw in ok if as_shadow(mw))
         # A live model with weight 0 is switched off: it is not even run.
         models = tuple(mw.id for mw in rule.models if mw.shadow or mw.weight > 0)
         voters = frozenset(m for regime_live in live.values() for m, _ in regime_live)

@@ -1,8 +1,10 @@
 """parameter_server: validated configs from conf/, versioned in Redis, announced on
 ``param.updated``; refusals on ``param.rejected``; trading control made durable.
 
-Three ways in, one way through: a ``param.reload`` message, ``PUT /config/{c}`` and
-``POST /config/{c}/rollback`` all end in ``accept`` (validated config -> new version,
+Four ways in, one way through: a ``param.reload`` message, ``PUT /config/{c}``,
+``POST /config/{c}/rollback`` and a proposal on the ``param.proposals`` stream (a
+service's own daily review: model_router's validation results and promotions) all end
+in ``accept`` (validated config -> new version,
 stored, made current and announced atomically by ``shared.config.store_version``) or
 ``reject`` (nothing stored; the reason goes out on ``param.rejected``). Every service
 then applies the new version between two batches (``Service._sync_config``).
@@ -17,6 +19,7 @@ import orjson
 
 from services.parameter_server.config import ParameterServerConfig
 from services.parameter_server.reload import ReloadRequest, parse_request, read_request
+from shared.bus import Entry, Outbox, dead_letter
 from shared.config import (
     COMPONENTS,
     ComponentConfig,
@@ -25,23 +28,33 @@ from shared.config import (
     fetch_version,
     load_file,
     seed_version,
+    store_op,
     store_version,
     validate,
 )
 from shared.control import ControlCommand, TradingState, save_state, state_after
-from shared.messages import PARAM_REJECTED, PARAM_RELOAD, PARAM_UPDATED, TRADING_CONTROL
+from shared.messages import (
+    PARAM_PROPOSALS,
+    PARAM_REJECTED,
+    PARAM_RELOAD,
+    PARAM_UPDATED,
+    TRADING_CONTROL,
+    ConfigProposal,
+)
 from shared.service import Service
 
 
 class ParameterServer(Service[ParameterServerConfig]):
     name: ClassVar[str] = "parameter_server"
     channels: ClassVar[tuple[str, ...]] = (PARAM_RELOAD,)
+    inputs: ClassVar[tuple[str, ...]] = (PARAM_PROPOSALS,)
     persists_trading_state: ClassVar[bool] = True
 
     def __init__(self, config: ParameterServerConfig | None = None) -> None:
         super().__init__(config)
         self.accepted = 0
         self.rejected = 0
+        self.proposals = 0
 
     async def on_start(self) -> None:
         """Store each conf/*.yml as version 1 where Redis has no version yet."""
@@ -96,6 +109,34 @@ class ParameterServer(Service[ParameterServerConfig]):
             return None
         return await self.put(component, old.config, source=f"rollback:{version}")
 
+    def on_message(self, entry: Entry, out: Outbox) -> None:
+        """A proposal (``param.proposals``): validated, then stored as a version in the
+        batch's transaction, so it is stored once however often it is read. A refused
+        one goes to the dlq with the reason and is announced on ``param.rejected``."""
+        prop = entry.message
+        assert isinstance(prop, ConfigProposal)
+        try:
+            if prop.component not in COMPONENTS:
+                raise ConfigError(f"component: unknown component {prop.component!r}")
+            cfg = validate(prop.component, prop.config)
+        except ConfigError as exc:
+            self.rejected += 1
+            out.dead.append(dead_letter(self.name, entry, f"refused: {exc}"))
+            note = orjson.dumps(
+                {
+                    "component": prop.component,
+                    "reason": str(exc),
+                    "source": f"proposal:{prop.source}",
+                    "ts_ns": time.time_ns(),
+                }
+            )
+            out.call(lambda pipe: pipe.publish(PARAM_REJECTED, note))
+            return
+        self.accepted += 1
+        self.proposals += 1
+        out.call(store_op(prop.component, cfg, prop.source, PARAM_UPDATED))
+        self.log.info("%s: proposal from %s stored", prop.component, prop.source)
+
     # ---- the way through -----------------------------------------------------------
 
     async def accept(self, component: str, cfg: ComponentConfig, source: str) -> StoredConfig:
@@ -140,7 +181,7 @@ class ParameterServer(Service[ParameterServerConfig]):
         add_routes(app, self)
 
     def health_details(self) -> dict[str, Any]:
-        return {"accepted": self.accepted, "rejected": self.rejected}
+        return {"accepted": self.accepted, "rejected": self.rejected, "proposals": self.proposals}
 
 
 def _component_hint(raw: str | bytes) -> str | None:

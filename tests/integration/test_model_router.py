@@ -47,6 +47,7 @@ def rules(horizon: str, model: str, decide_interval_ms: float = 0.0) -> RouterRu
         {
             "bus": BUS,
             "decide_interval_ms": decide_interval_ms,
+            "validation": {"required": False},
             "rules": [{"pattern": "*", "horizon": horizon, "models": [{"id": model}]}],
         },
     )
