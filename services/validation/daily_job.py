@@ -30,6 +30,7 @@ parameter_server's history, auditable and reversible with a rollback.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -222,15 +223,17 @@ def review(
             changes[model_id] = (to, change.reason)
             rev.changes.append((model_id, str(stage), str(to), change.reason))
 
-    rev.report = {
-        "at_ns": at_ns,
-        "days": days_closed,
-        "champion": CHAMPION,
-        "models": report_models,
-        "changes": [
-            {"model_id": m, "from": f, "to": t, "reason": why} for m, f, t, why in rev.changes
-        ],
-    }
+    rev.report = plain(
+        {
+            "at_ns": at_ns,
+            "days": days_closed,
+            "champion": CHAMPION,
+            "models": report_models,
+            "changes": [
+                {"model_id": m, "from": f, "to": t, "reason": why} for m, f, t, why in rev.changes
+            ],
+        }
+    )
     if rev.results or changes:
         new = _next_rules(rules, results, changes, at_ns)
         if new != rules:
@@ -285,6 +288,20 @@ def _comparison_doc(c: Comparison) -> dict[str, Any]:
 
 def _metrics_doc(m: Any) -> dict[str, Any]:
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in vars_of(m).items()}
+
+
+def plain(obj: Any) -> Any:
+    """JSON-safe: numpy scalars as Python numbers, NaN and infinities as None (what
+    /health, the proposal's fields and the report files can carry)."""
+    if isinstance(obj, dict):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [plain(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def vars_of(obj: Any) -> dict[str, Any]:
