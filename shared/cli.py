@@ -1,5 +1,5 @@
-"""`edgebus start | run SERVICE | replay FILE | status | redis-cli ARGS | backtest ARGS
-| validate TEST ARGS`.
+"""`edgebus start | run SERVICE | replay FILE | status | redis-cli ARGS | daily ARGS
+| backtest ARGS | validate TEST ARGS`.
 
 All honour $REDIS_URL; without it, they find the stack that `edgebus start` runs through
 `.run/stack.json` (shared.stackfile).
@@ -30,6 +30,11 @@ PASSTHROUGH: dict[str, tuple[str, str]] = {
     "validate": (
         "services.validation.cli",
         "tests of an edge: permutation, walk-forward, cpcv, robustness (JSON on stdout)",
+    ),
+    "daily": (
+        "services.validation.daily_cli",
+        "the daily review now (validation, champion against challenger) and the PnL "
+        "attribution report",
     ),
 }
 
