@@ -177,10 +177,14 @@ async def read_router(r: Redis, rules: RouterRules) -> RouterEvidence:
     evidence = RouterEvidence(consumer, state)
     for model_id in dict.fromkeys([*models, CONSENSUS_ID]):
         rows = await r.lrange(calls_key(consumer, model_id), 0, -1)  # type: ignore[misc]
-        if rows:
-            evidence.calls[model_id] = [
-                (int(c[0]), float(c[1]), float(c[2])) for c in map(orjson.loads, rows)
-            ]
+        try:
+            calls = [(int(c[0]), float(c[1]), float(c[2])) for c in map(orjson.loads, rows)]
+        except (orjson.JSONDecodeError, IndexError, TypeError, ValueError) as exc:
+            raise InputError(
+                f"{calls_key(consumer, model_id)}: a call is unreadable ({exc})"
+            ) from None
+        if calls:
+            evidence.calls[model_id] = calls
     return evidence
 
 
@@ -233,7 +237,12 @@ async def now(args: argparse.Namespace) -> dict[str, Any]:
         assert isinstance(cfg, RouterRules)
         evidence = await read_router(r, cfg)
         at_ns = evidence.review_at_ns()
-        rev = review(cfg, evidence.state, dict(evidence.calls), at_ns)
+        try:
+            rev = review(cfg, evidence.state, dict(evidence.calls), at_ns)
+        except (KeyError, TypeError, ValueError) as exc:  # a state this code cannot read
+            raise InputError(
+                f"model_router state of {evidence.consumer!r}: not reviewable ({exc!r})"
+            ) from None
 
         cap = args.max_entries
         orders = await read_stream(r, ORDERS, Order, cap)

@@ -22,7 +22,9 @@ signal at or before it: ``unattributed``.
 **The day.** Only trades closed in [day_start_ns, day_end_ns) are attributed;
 ``open_trades`` counts the round trips opened before day_end_ns and not closed by then.
 
-**Daily metrics** (services/validation/daily_metrics.py; the rest are NaN here):
+**Daily metrics** (services/validation/daily_metrics.py). Three can be computed from
+these inputs; OOS Sharpe, Brier, drawdown days saved are NaN (they need the walk-forward,
+the scored signals, a counterfactual backtest) and exploration has no cap (used_pct NaN):
 
 - consensus diversity: the votes of the day's consensus signals;
 - slippage error: per fill of the day with a ``fee_bps``, realised = slippage_bps +
