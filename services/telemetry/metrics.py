@@ -6,6 +6,7 @@ docs/telemetry.md): sum over ``symbol!="portfolio"`` to avoid counting it twice.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -82,6 +83,49 @@ STREAM_GROUP_PENDING = Gauge(
     "stream_group_pending_entries", "Delivered, not yet acknowledged", ["stream", "group"]
 )
 TIMESERIES_ENABLED = Gauge("telemetry_timeseries_enabled", "1 when RedisTimeSeries is written")
+
+
+# ---- daily metrics of seed 000 (daily.py), set when a day of event time closes -------
+# NaN until the first day closes, and NaN for a day with nothing to measure (no fill
+# paired with its decision, no warning, no drawdown, no consensus vote): never 0.
+DAILY_SLIPPAGE_ERROR_BPS = Gauge(
+    "daily_slippage_error_bps",
+    "Realised minus risk's predicted cost of the last closed day's fills (bias, MAE, RMSE)",
+    ["stat"],
+)
+DAILY_EARLY_WARNING_RATIO = Gauge(
+    "daily_early_warning_ratio",
+    "Breaker trips against 5 % drawdown starts of the last closed day, lead 1 day",
+    ["stat"],
+)
+DAILY_CONSENSUS_DIVERSITY_RATIO = Gauge(
+    "daily_consensus_diversity_ratio",
+    "Mean direction disagreement of the last closed day's consensus votes (0 to 1)",
+)
+DAILY_INPUTS = Gauge(
+    "daily_metric_inputs", "What the last closed day's metrics were computed on", ["input"]
+)
+DAILY_DAY_START_SECONDS = Gauge(
+    "daily_metrics_day_start_seconds", "UTC start of the last closed day (event time)"
+)
+DAILY_INPUTS_DROPPED_TOTAL = Counter(
+    "daily_metric_inputs_dropped_total",
+    "Inputs left out: past the per-day cap (oldest first) or of a day already closed",
+    ["reason"],
+)
+SLIPPAGE_STATS = ("bias", "mae", "rmse")
+WARNING_STATS = ("precision", "recall")
+DAILY_INPUT_KINDS = ("fills", "warnings", "drawdowns", "consensus")
+for _stat in SLIPPAGE_STATS:
+    DAILY_SLIPPAGE_ERROR_BPS.labels(_stat).set(math.nan)
+for _stat in WARNING_STATS:
+    DAILY_EARLY_WARNING_RATIO.labels(_stat).set(math.nan)
+DAILY_CONSENSUS_DIVERSITY_RATIO.set(math.nan)
+for _kind in DAILY_INPUT_KINDS:
+    DAILY_INPUTS.labels(_kind).set(0)
+DAILY_DAY_START_SECONDS.set(math.nan)
+for _reason in ("cap", "late"):
+    DAILY_INPUTS_DROPPED_TOTAL.labels(_reason)
 
 
 class LabelCache:

@@ -19,6 +19,7 @@ import orjson
 from services.execution.positions import PositionBook
 from services.telemetry import metrics as tm
 from services.telemetry.config import TelemetryConfig
+from services.telemetry.daily import DailyMetricsBook
 from services.telemetry.latency import entry_ms, hops_s
 from services.telemetry.stream_stats import poll
 from services.telemetry.timeseries import Sample, TimeSeriesWriter
@@ -61,6 +62,11 @@ from shared.service import Service
 LEDGER_KEY = f"{KEY_PREFIX}:telemetry:ledger"
 PORTFOLIO = tm.PORTFOLIO
 TS_METRICS = ("edge_blended_bps", "position_size_usd", "var_pct", "pnl_usd")
+# A day of event time closes once an entry 5 min (event time) into the next day has come:
+# the streams are read side by side, so the last entries of a day on one stream can come
+# a little after the first of the next on another (docs/telemetry.md, "Daily metrics").
+DAILY_CLOSE_GRACE_NS = 300 * 10**9
+DAILY_INPUT_CAP = 100_000  # per kind and day, oldest dropped first
 
 
 def reason_label(reason: str) -> str:
@@ -107,6 +113,9 @@ class Telemetry(Service[TelemetryConfig]):
         self.child = tm.LabelCache()  # metric.labels(...) bound once per label values
         self.writes = tm.BatchWrites(self.child)  # gauge sets and counts, per batch
         self._state_shown: str | None = None  # what the trading_state gauges show
+        self.daily = DailyMetricsBook(DAILY_INPUT_CAP, DAILY_CLOSE_GRACE_NS)
+        self._daily_dropped_shown = (0, 0)  # (cap, late) counted into the counter
+        self.daily_last: dict[str, float | int] = {}  # the last closed day's metrics
 
     def on_config(self, config: TelemetryConfig) -> None:
         self.ts.retention_ms = config.timeseries_retention_ms
@@ -149,14 +158,18 @@ class Telemetry(Service[TelemetryConfig]):
         msg = entry.message
         self.seen += 1
         if isinstance(msg, Signal):
+            self.daily.add_signal(msg)
             self._on_signal(entry, msg)
         elif isinstance(msg, Order):
             self._on_order(entry, msg)
         elif isinstance(msg, Fill):
             self._on_fill(entry, msg, out)
         elif isinstance(msg, Position):
+            if msg.equity_usd is not None:
+                self.daily.add_equity(msg.ts_ns, msg.equity_usd)
             self._on_position(msg)
         elif isinstance(msg, RiskDecision):
+            self.daily.add_decision(msg)
             self._on_decision(msg, out)
         elif isinstance(msg, Rejection):
             self.writes.count(tm.REJECTIONS_TOTAL, reason_label(msg.reason))
@@ -259,6 +272,7 @@ class Telemetry(Service[TelemetryConfig]):
             reason = f"fill out of range: notional {notional_usd} USD, costs {cost_bps} bps"
             out.dead.append(dead_letter(self.name, entry, reason))
             return
+        self.daily.add_fill(fill)
         now_ns = time.time_ns()
         self.writes.count(tm.FILLS_TOTAL, fill.symbol, fill.side, fill.venue)
         self.child(tm.FILLED_USD_TOTAL, fill.symbol).inc(fill.qty * fill.price)
@@ -370,7 +384,35 @@ class Telemetry(Service[TelemetryConfig]):
         )
 
     def on_batch_end(self, out: Outbox) -> None:
+        self._close_days()
         self.writes.flush()
+
+    def _close_days(self) -> None:
+        """The daily gauges of every day of event time that closed in this batch (set at
+        once, not with the batch's writes: a closed day is not closed again)."""
+        for day in self.daily.days_due():
+            metrics = self.daily.close_day(day)
+            self.daily_last = metrics
+            for stat in tm.SLIPPAGE_STATS:
+                self.child(tm.DAILY_SLIPPAGE_ERROR_BPS, stat).set(metrics[f"slippage_{stat}_bps"])
+            for stat in tm.WARNING_STATS:
+                self.child(tm.DAILY_EARLY_WARNING_RATIO, stat).set(metrics[f"early_warning_{stat}"])
+            tm.DAILY_CONSENSUS_DIVERSITY_RATIO.set(metrics["consensus_diversity"])
+            for kind, key in (
+                ("fills", "slippage_n"),
+                ("warnings", "early_warning_n"),
+                ("drawdowns", "early_warning_drawdowns_n"),
+                ("consensus", "consensus_diversity_n"),
+            ):
+                self.child(tm.DAILY_INPUTS, kind).set(metrics[key])
+            tm.DAILY_DAY_START_SECONDS.set(metrics["day_start_ns"] / 1e9)
+        cap, late = sum(self.daily.dropped.values()), self.daily.late
+        shown_cap, shown_late = self._daily_dropped_shown
+        if cap > shown_cap:
+            self.child(tm.DAILY_INPUTS_DROPPED_TOTAL, "cap").inc(cap - shown_cap)
+        if late > shown_late:
+            self.child(tm.DAILY_INPUTS_DROPPED_TOTAL, "late").inc(late - shown_late)
+        self._daily_dropped_shown = (cap, late)
 
     async def on_batch_failed(self) -> None:
         # The batch is handled again: its writes come again then (counted once).
@@ -401,6 +443,9 @@ class Telemetry(Service[TelemetryConfig]):
             "events_written": self.events_written,
             "timeseries": self.ts.enabled,
             "open_trades": len(self.ledger.open),
+            "daily_metrics": {
+                k: (v if math.isfinite(v) else None) for k, v in self.daily_last.items()
+            },
         }
 
 
