@@ -72,6 +72,21 @@ STAGE_CHANGES = Counter(
     "Promotions and demotions by the daily review, by the stage reached",
     ["model_id", "stage"],
 )
+DAILY_OOS_SHARPE = Gauge(
+    "model_router_daily_oos_sharpe",
+    "The champion's walk-forward OOS Sharpe across windows, at the last review (seed 000)",
+    ["stat"],
+)
+DAILY_BRIER = Gauge(
+    "model_router_daily_brier_score",
+    "The consensus' Brier score by the regime of its calls, at the last review (seed 000)",
+    ["regime"],
+)
+EXPLORATION = Gauge(
+    "model_router_exploration_ratio",
+    "Share of the consensus' |S| carried by canaries since the last review, and its cap",
+    ["kind"],
+)
 OUTCOMES_PENDING = Gauge(
     "model_router_outcomes_pending_entries", "Predictions waiting for their horizon to elapse"
 )

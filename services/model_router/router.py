@@ -77,6 +77,12 @@ class Router:
             rules.consensus.switch_margin, rules.consensus.switch_half_life_s
         )
         self.consensus_scores: dict[str, Scorecard] = {}  # horizon -> the consensus' record
+        # regime -> the consensus' record in it (seed 000's daily "Brier per regime")
+        self.regime_scores: dict[str, Scorecard] = {}
+        # exploration (our reading of seed 000's "exploration budget"): the canaries' share
+        # of the consensus' |S| at each decision, summed, and the decisions counted
+        self.exploration = [0.0, 0]
+        self.canaries: frozenset[str] = _canaries(rules)
         self._states: dict[tuple[str, str], HorizonState] = {}
         self.signals = self.gate_open = self.switches = 0
         self.table = RoutingTable(rules, epoch=0)
@@ -113,6 +119,7 @@ class Router:
         self.decide_interval_ns = int(rules.decide_interval_ms * 1e6)
         self.tracks.fee_bps = rules.promotion.track_fee_bps
         self.validation = rules.validation
+        self.canaries = _canaries(rules)
         self._reweigh()
 
     # ---- trust ----------------------------------------------------------------------
@@ -323,6 +330,12 @@ class Router:
             calls += ((CONSENSUS_ID, c.edge_bps, (1.0 + min(1.0, abs(c.score))) / 2.0),)
         self.outcomes.add(Pending(f, route.horizon, route.models, calls), route.horizon_ns)
         shares = {v.model_id: c.contribution(i, v) for i, v in enumerate(votes)}
+        if self.canaries and shares:
+            total = sum(shares.values())
+            if total > 0:
+                canary = sum(x for m, x in shares.items() if m in self.canaries)
+                self.exploration[0] += canary / total
+                self.exploration[1] += 1
         return sig, shares, shadow
 
     def _votes(
@@ -366,6 +379,8 @@ class Router:
                     hit = (edge_bps > 0) == (o.realised_bps > 0)
                     self._log_call(model_id, p.features.ts_ns, _sign(edge_bps), o.realised_bps)
                     if model_id == CONSENSUS_ID:
+                        regime = p.features.regime
+                        self.regime_scores.setdefault(regime, Scorecard()).add(p_dir, hit, o.ts_ns)
                         card = self.consensus_scores.setdefault(p.horizon, Scorecard())
                     else:
                         card = self.registry.scorecard(model_id, p.horizon)
@@ -396,6 +411,8 @@ class Router:
                 if st.scores
             },
             "consensus": {h: _card(c) for h, c in self.consensus_scores.items()},
+            "regimes": {g: _card(c) for g, c in self.regime_scores.items()},
+            "exploration": list(self.exploration),
             "tracks": self.tracks.to_dict(),
             "trust": {m: dataclasses.asdict(t) for m, t in self.trust.items()},
             "days_closed": self.days_closed,
@@ -407,6 +424,9 @@ class Router:
             if model_id in self.registry.stats:
                 self.registry.stats[model_id].scores = {h: Scorecard(*c) for h, c in cards.items()}
         self.consensus_scores = {h: Scorecard(*c) for h, c in doc.get("consensus", {}).items()}
+        self.regime_scores = {g: Scorecard(*c) for g, c in doc.get("regimes", {}).items()}
+        used, n = doc.get("exploration", [0.0, 0])
+        self.exploration = [float(used), int(n)]
         self.tracks.load(doc.get("tracks", {}))
         self.trust = {m: Trust(**t) for m, t in doc.get("trust", {}).items()}
         self.days_closed = int(doc.get("days_closed", 0))
@@ -427,6 +447,10 @@ class Router:
                 for h, c in self.consensus_scores.items()
             },
         }
+
+
+def _canaries(rules: RouterRules) -> frozenset[str]:
+    return frozenset(mw.id for rule in rules.rules for mw in rule.models if mw.canary)
 
 
 def _card(c: Scorecard) -> list[Any]:

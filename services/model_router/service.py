@@ -13,6 +13,7 @@ start."""
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, ClassVar
 
@@ -20,10 +21,12 @@ import orjson
 
 from services.model_router import metrics as mm
 from services.model_router.config import RouterRules
+from services.model_router.models import ALL_REGIMES
 from services.model_router.router import CONSENSUS_ID, MAX_CALLS, Router
 from services.model_router.routing import Route
 from services.model_router.track import DAY_NS
 from services.validation.daily_job import review
+from services.validation.trust import trust_from_record
 from shared.bus import Entry, Outbox
 from shared.config import KEY_PREFIX
 from shared.messages import FEATURES, ConfigProposal, Features, RouterSwitch, Signal
@@ -123,8 +126,10 @@ class ModelRouter(Service[RouterRules]):
         self.router.next_review_ns = self._next_review(ts_ns, before)
         rev = review(before, self.router.dump(), dict(self.router.calls), ts_ns)
         self.last_review = rev.report
+        self.router.exploration = [0.0, 0]  # a day's worth per review
         self._dirty = True
         mm.REVIEWS.inc()
+        _export_daily(rev.report.get("daily_metrics", {}))
         if rev.rules is None:
             return
         self.on_config(rev.rules)
@@ -173,6 +178,10 @@ class ModelRouter(Service[RouterRules]):
             self._dirty = False
         if self.router.days_closed != self._trust_days:
             self._export_trust()
+        else:
+            for model_id, book in self.router.tracks.books.items():
+                mm.TRACK_PNL_BPS.labels(model_id).set(book.pnl_bps)
+                mm.TRACK_TRADES.labels(model_id).set(book.trades)
 
     @staticmethod
     def _save_calls(out: Outbox, key: str, rows: list[tuple[int, float, float]]) -> None:
@@ -183,13 +192,21 @@ class ModelRouter(Service[RouterRules]):
     def _export_trust(self) -> None:
         """Trust, allocation and paper-book figures per model (they move once a day)."""
         self._trust_days = self.router.days_closed
-        for model_id, t in self.router.trust.items():
+        mm.EXPLORATION.labels("cap").set(self.config.promotion.canary_fraction)
+        if self.last_review is None:  # NaN until a first review measures them
+            for stat in ("mean", "std"):
+                mm.DAILY_OOS_SHARPE.labels(stat).set(math.nan)
+            for regime in sorted(ALL_REGIMES):
+                mm.DAILY_BRIER.labels(regime).set(math.nan)
+        stages = self.stages()
+        for model_id in (*stages, CONSENSUS_ID):
+            t = self.router.trust.get(model_id) or PRIOR_TRUST  # before a first day: the prior
             mm.TRUST.labels(model_id).set(t.trust_index)
             mm.ALLOCATION.labels(model_id).set(t.capital_allocation)
         for model_id, book in self.router.tracks.books.items():
             mm.TRACK_PNL_BPS.labels(model_id).set(book.pnl_bps)
             mm.TRACK_TRADES.labels(model_id).set(book.trades)
-        for model_id, stage in self.stages().items():
+        for model_id, stage in stages.items():
             for name in STAGES:
                 mm.STAGE.labels(model_id, name).set(1.0 if name == stage else 0.0)
 
@@ -281,6 +298,19 @@ class ModelRouter(Service[RouterRules]):
         }
 
 
+def _export_daily(d: dict[str, Any]) -> None:
+    for stat in ("mean", "std"):
+        value = d.get(f"oos_sharpe_{stat}")
+        if value is not None:
+            mm.DAILY_OOS_SHARPE.labels(stat).set(value)
+    for regime, card in d.get("brier_by_regime", {}).items():
+        mm.DAILY_BRIER.labels(regime).set(card["brier"])
+    if "exploration_used_pct" in d:
+        mm.EXPLORATION.labels("used").set(d["exploration_used_pct"] / 100.0)
+        mm.EXPLORATION.labels("cap").set(d["exploration_cap_pct"] / 100.0)
+
+
 STAGES = ("off", "shadow", "gated", "canary", "live")
+PRIOR_TRUST = trust_from_record([], 0, 0)
 
 SERVICE = ModelRouter

@@ -127,6 +127,45 @@ def validate_model(
     return result, detail
 
 
+def router_daily_metrics(
+    rules: RouterRules, state: dict[str, Any], champion: Any, day_ends: Sequence[int]
+) -> dict[str, Any]:
+    """Seed 000's daily metrics the router has the data for (docs/daily.md):
+
+    - OOS Sharpe and its std across windows: the champion's (consensus') walk-forward
+      segments of its daily paper PnL (``validation.walk_forward``);
+    - Brier score per regime: the consensus' running Brier score of its calls, by the
+      regime they were made in;
+    - exploration budget used against its cap: the mean share of the consensus' |S| the
+      canaries carried, against ``promotion.canary_fraction`` (what a canary may carry
+      at most of its own weight; our reading: the product's only exploration is the
+      canary stage).
+    """
+    out: dict[str, Any] = {}
+    if champion is not None and len(champion["daily_bps"]) >= 2:
+        daily = list(champion["daily_bps"])
+        wf_cfg = rules.validation.walk_forward
+        wf = walk_forward_report(
+            np.asarray(day_ends[-len(daily) :], dtype=np.int64),
+            np.asarray(daily, dtype=float) / 1e4,
+            WalkForwardPreset(
+                wf_cfg.train_days, wf_cfg.test_days, wf_cfg.step_days, wf_cfg.purge_days
+            ),
+            periods_per_year=252.0,
+        )
+        stab: dict[str, Any] = wf["stability"]  # type: ignore[assignment]
+        out["oos_sharpe_mean"] = stab["mean_sharpe"]
+        out["oos_sharpe_std"] = stab["std_sharpe"]
+        out["oos_windows"] = stab["n_segments"]
+    out["brier_by_regime"] = {
+        g: {"brier": c[2], "n": c[0]} for g, c in state.get("regimes", {}).items()
+    }
+    used, n = state.get("exploration", [0.0, 0])
+    out["exploration_used_pct"] = 100.0 * used / n if n else 0.0
+    out["exploration_cap_pct"] = 100.0 * rules.promotion.canary_fraction
+    return out
+
+
 def promotion_params(rules: RouterRules) -> PromotionParams:
     p = rules.promotion
     return PromotionParams(
@@ -226,6 +265,7 @@ def review(
     rev.report = plain(
         {
             "at_ns": at_ns,
+            "daily_metrics": router_daily_metrics(rules, state, champion, day_ends),
             "days": days_closed,
             "champion": CHAMPION,
             "models": report_models,

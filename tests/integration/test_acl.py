@@ -30,6 +30,7 @@ from shared.messages import (
     FILLS,
     MD_TICKS,
     ORDERS,
+    PARAM_PROPOSALS,
     POSITIONS,
     REJECTIONS,
     RISK_DECISIONS,
@@ -49,7 +50,7 @@ TEMPLATE = ROOT / "scripts" / "redis" / "users.acl.template"
 OWNS: dict[str, set[str]] = {
     "parameter_server": set(),
     "feature_bus": {MD_TICKS, FEATURES},
-    "model_router": {SIGNALS, ROUTER_SWITCHES},
+    "model_router": {SIGNALS, ROUTER_SWITCHES, PARAM_PROPOSALS},
     "risk_harmoniser": {ORDERS, RISK_DECISIONS},
     "execution": {FILLS, POSITIONS, REJECTIONS},
     "telemetry": {EVENTS},

@@ -45,7 +45,11 @@ TOKEN = "test-admin-token"
 # Router rule files and how many signals each makes per features entry: one consensus
 # signal per matched rule and horizon (no shadow models, so nothing else on `signals`).
 # No decide_interval_ms (0): every entry is decided on, whatever the batches.
-ONE = "rules:\n  - {pattern: '*', horizon: 1m, models: [{id: book_pressure}]}\n"
+# The models vote unvalidated (validation.required off): the gate has its own tests.
+ONE = (
+    "validation: {required: false}\n"
+    "rules:\n  - {pattern: '*', horizon: 1m, models: [{id: book_pressure}]}\n"
+)
 TWO = ONE + "  - {pattern: '*', horizon: 5m, models: [{id: ma_momentum}]}\n"
 THREE = TWO + "  - {pattern: '*', horizon: 15m, models: [{id: book_pressure}, {id: ma_momentum}]}\n"
 RULE_FILES = {"one.yml": (ONE, 1), "two.yml": (TWO, 2), "three.yml": (THREE, 3)}

@@ -93,6 +93,13 @@ VALID: dict[str, dict[str, str]] = {
         "unrealized_pnl_usd": "0",
         "fees_usd": "0",
     },
+    "param.proposals": {
+        "component": "model_router",
+        "ts_ns": NOW,
+        "source": "daily:validation",
+        "config": '{"rules": []}',
+        "report": '{"changes": []}',
+    },
     "router.switches": {
         "symbol": "BTC-USD",
         "ts_ns": NOW,
