@@ -307,6 +307,7 @@ class BucketCalibrator:
         return np.asarray(self.values[bucket_index(confidence, self.edges)], dtype=np.float64)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON (``"kind"`` names the class): everything ``from_dict`` needs."""
         return {
             "kind": self.kind,
             "n_buckets": self.n_buckets,
@@ -319,6 +320,7 @@ class BucketCalibrator:
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Self:
+        """The inverse of ``to_dict``; ValueError (or KeyError) on a malformed document."""
         out = cls(
             int(doc["n_buckets"]), doc["strategy"], doc["prior"], float(doc["prior_strength"])
         )
@@ -360,10 +362,12 @@ class IsotonicCalibrator:
         return np.asarray(np.interp(c, self.x, self.y), dtype=np.float64)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON (``"kind"`` names the class): everything ``from_dict`` needs."""
         return {"kind": self.kind, "x": self.x.tolist(), "y": self.y.tolist()}
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Self:
+        """The inverse of ``to_dict``; ValueError (or KeyError) on a malformed document."""
         out = cls()
         out.x = np.asarray(doc["x"], dtype=np.float64)
         out.y = np.asarray(doc["y"], dtype=np.float64)
@@ -379,15 +383,9 @@ def logit(confidence: npt.ArrayLike) -> FloatArray:
 
 
 def _sigmoid(s: FloatArray) -> FloatArray:
-    """1 / (1 + exp(-s)), written to not overflow for large |s|."""
-    return np.asarray(
-        np.where(
-            s >= 0,
-            1.0 / (1.0 + np.exp(-np.abs(s))),
-            np.exp(-np.abs(s)) / (1.0 + np.exp(-np.abs(s))),
-        ),
-        dtype=np.float64,
-    )
+    """1 / (1 + e^{-s}) = e^{min(s, 0)} / (1 + e^{-|s|}): never exp of a large positive number."""
+    e = np.exp(-np.abs(s))
+    return np.asarray(np.where(s >= 0, 1.0, e) / (1.0 + e), dtype=np.float64)
 
 
 def _logistic_loss(z: FloatArray, y: FloatArray, a: float, b: float, l2: float) -> float:
@@ -464,10 +462,12 @@ class PlattCalibrator:
         return _sigmoid(self.a * logit(confidence) + self.b)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON (``"kind"`` names the class): everything ``from_dict`` needs."""
         return {"kind": self.kind, "l2": self.l2, "a": self.a, "b": self.b}
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Self:
+        """The inverse of ``to_dict``; ValueError (or KeyError) on a malformed document."""
         out = cls(float(doc["l2"]))
         out.a, out.b = float(doc["a"]), float(doc["b"])
         if not (math.isfinite(out.a) and math.isfinite(out.b)) or out.a < 0:
@@ -515,6 +515,7 @@ class OnlineCalibrator:
         self._values: FloatArray | None = None  # cache of bucket_values, dropped on update
 
     def counts(self) -> BucketCounts:
+        """A copy of the current (decayed) counts."""
         return BucketCounts(self.edges, self.n.copy(), self.hits.copy(), self.sum_conf.copy())
 
     def update(self, confidence: float, hit: bool) -> None:
@@ -545,6 +546,7 @@ class OnlineCalibrator:
         return self.counts().ece()
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON (``"kind"`` names the class): everything ``from_dict`` needs."""
         return {
             "kind": self.kind,
             "n_buckets": self.n_buckets,
@@ -559,6 +561,7 @@ class OnlineCalibrator:
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Self:
+        """The inverse of ``to_dict``; ValueError (or KeyError) on a malformed document."""
         half_life = doc.get("half_life")
         out = cls(
             int(doc["n_buckets"]),

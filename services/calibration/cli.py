@@ -39,6 +39,7 @@ class Predictions:
 
 
 def _confidence(text: str) -> float:
+    """A finite float in [0, 1], else ValueError with the reason."""
     x = float(text)
     if not math.isfinite(x) or not 0.0 <= x <= 1.0:
         raise ValueError(f"confidence {text.strip()!r} is not in [0, 1]")
@@ -46,6 +47,7 @@ def _confidence(text: str) -> float:
 
 
 def _outcome(text: str) -> float:
+    """0 or 1 (as written: "0", "1", "1.0"), else ValueError with the reason."""
     try:
         x = float(text)
     except ValueError:
@@ -58,7 +60,7 @@ def _outcome(text: str) -> float:
 def read_predictions_csv(path: Path) -> Predictions:
     """Rows of ``confidence,outcome`` (other columns ignored); bad rows by line number."""
     out = Predictions()
-    with path.open(newline="", encoding="utf-8") as fh:
+    with path.open(newline="", encoding="utf-8-sig") as fh:  # a spreadsheet's BOM too
         reader = csv.reader(fh)
         header = [h.strip().lower() for h in next(reader, [])]
         missing = {"confidence", "outcome"} - set(header)
@@ -84,6 +86,7 @@ def read_predictions_csv(path: Path) -> Predictions:
 
 
 def _parser() -> argparse.ArgumentParser:
+    """The options; argparse exits 2 on a usage error."""
     p = argparse.ArgumentParser(prog="edgebus calibrate", description=__doc__)
     p.add_argument("--predictions", type=Path, required=True, help="CSV: confidence,outcome")
     p.add_argument("--buckets", type=int, default=cal.DEFAULT_BUCKETS)
@@ -93,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Read, report bad rows, and build the JSON document (the module docstring says what)."""
     preds = read_predictions_csv(args.predictions)
     for line, reason in preds.bad_rows[:MAX_REPORTED_ROWS]:
         print(f"line {line}: {reason} (skipped)", file=sys.stderr)
@@ -123,6 +127,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`edgebus calibrate ARGS`: 0 done, 1 unreadable input or no valid rows, 2 usage."""
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = _parser().parse_args(argv)
