@@ -1,4 +1,4 @@
-"""Confidence calibration (seed 001 §5; docs/calibration.md): how far a model's stated
-confidence is from its hit rate (ECE, MCE, Brier, the reliability table) and the
-calibrators that map a raw confidence to a calibrated one. ``calibrator`` is the pure
-maths (numpy only); ``cli`` is `edgebus calibrate`."""
+"""Confidence calibration and uncertainty (seed 001 §5; docs/calibration.md). Pure maths
+modules, no I/O: ``calibrator`` (ECE, MCE, Brier, the reliability table, and the bucket,
+isotonic, Platt and online calibrators), ``conformal`` (intervals), ``thresholds``
+(confidence levels and the dynamic threshold); ``cli`` is `edgebus calibrate`."""
