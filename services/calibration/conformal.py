@@ -58,6 +58,7 @@ _RANK_EPS = 1e-9
 
 
 def _check_alpha(alpha: float) -> float:
+    """alpha as a float, or ValueError outside (0, 1)."""
     if not (0.0 < alpha < 1.0):
         raise ValueError(f"alpha must be in (0, 1), not {alpha!r}")
     return float(alpha)
@@ -90,6 +91,7 @@ def conformal_quantile(scores: npt.ArrayLike, alpha: float) -> float:
 
 
 def _pairs(predicted: npt.ArrayLike, realised: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """Flat float arrays of equal length, all finite, or ValueError."""
     p = np.asarray(predicted, dtype=np.float64).ravel()
     r = np.asarray(realised, dtype=np.float64).ravel()
     if p.shape != r.shape:
@@ -119,6 +121,7 @@ class SplitConformal:
         self.quantile_bps = math.inf  # unfitted: n = 0 is "too small", the interval is infinite
 
     def fit(self, predicted: npt.ArrayLike, realised: npt.ArrayLike) -> SplitConformal:
+        """q = the conformal quantile of |realised - predicted| over the calibration pairs."""
         p, r = _pairs(predicted, realised)
         self.n_calibration = p.size
         self.quantile_bps = conformal_quantile(np.abs(r - p), self.alpha)
@@ -176,6 +179,7 @@ class AdaptiveConformal:
         sigma: npt.ArrayLike,
         groups: Sequence[str | None] | None = None,
     ) -> AdaptiveConformal:
+        """Pooled q of the normalised scores, and q_g per group with >= min_group_size."""
         p, r = _pairs(predicted, realised)
         scores = np.abs(r - p) / _scales(sigma, p.size, self.sigma_floor)
         self.n_calibration = p.size
@@ -248,6 +252,7 @@ class OnlineConformal:
         self._groups: deque[str | None] = deque(maxlen=self.window)
 
     def __len__(self) -> int:
+        """Scores in the window."""
         return len(self._scores)
 
     def update(
@@ -261,6 +266,7 @@ class OnlineConformal:
         return score
 
     def quantile(self, group: str | None = None) -> float:
+        """q of the window's scores of ``group`` (>= min_group_size of them), else of all."""
         scores = np.fromiter(self._scores, dtype=np.float64, count=len(self._scores))
         if group is not None:
             mine = np.asarray([g == str(group) for g in self._groups], dtype=bool)
@@ -276,6 +282,7 @@ class OnlineConformal:
         return predicted - half, predicted + half
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-able state: the parameters and the window's scores and group keys."""
         return {
             "alpha": self.alpha,
             "window": self.window,
@@ -287,6 +294,7 @@ class OnlineConformal:
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> OnlineConformal:
+        """The inverse of ``to_dict``; ValueError on mismatched or invalid scores."""
         scores = [float(s) for s in state.get("scores", [])]
         groups = [None if g is None else str(g) for g in state.get("groups", [None] * len(scores))]
         if len(groups) != len(scores):

@@ -126,6 +126,7 @@ class SizeMultipliers:
 
 
 def size_multiplier(level: ConfidenceLevel, params: SizeMultipliers | None = None) -> float:
+    """The live size multiplier of ``level`` (defaults 0, 0, 0.5, 1.0, 1.25)."""
     p = params if params is not None else SizeMultipliers()
     return float(getattr(p, ConfidenceLevel(level).name.lower()))
 
@@ -136,6 +137,7 @@ def reason_code(level: ConfidenceLevel) -> str:
 
 
 def _default_regime_offsets() -> Mapping[str, float]:
+    """Per-regime threshold offsets (reasons in ThresholdParams)."""
     return {"TREND": 0.0, "RANGE": 0.05, "PANIC": 0.10, "ILLIQUID": 0.10}
 
 
