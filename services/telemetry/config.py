@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import PurePosixPath
+
+from pydantic import Field, field_validator
 
 from shared.config import ComponentConfig
 
@@ -20,3 +22,15 @@ class TelemetryConfig(ComponentConfig):
     context_cap: int = Field(
         default=50_000, ge=100, description="orders and traces remembered for events"
     )
+    reports_dir: str = Field(
+        default=".run/reports",
+        description="the daily PnL report files (pnl-YYYY-MM-DD.json), under EDGEBUS_HOME; '' = off",
+    )
+
+    @field_validator("reports_dir")
+    @classmethod
+    def _confined(cls, value: str) -> str:
+        path = PurePosixPath(value)
+        if path.is_absolute() or ".." in path.parts:
+            raise ValueError("must be a relative path inside EDGEBUS_HOME, without '..'")
+        return value

@@ -19,7 +19,7 @@ import orjson
 from services.execution.positions import PositionBook
 from services.telemetry import metrics as tm
 from services.telemetry.config import TelemetryConfig
-from services.telemetry.daily import DailyMetricsBook
+from services.telemetry.daily import DAY_NS, DailyMetricsBook
 from services.telemetry.latency import entry_ms, hops_s
 from services.telemetry.stream_stats import poll
 from services.telemetry.timeseries import Sample, TimeSeriesWriter
@@ -33,7 +33,7 @@ from services.telemetry.trades import (
     split_by_votes,
 )
 from shared.bus import Entry, Outbox, dead_letter
-from shared.config import KEY_PREFIX
+from shared.config import KEY_PREFIX, project_root
 from shared.control import ControlCommand
 from shared.messages import (
     DLQ,
@@ -66,6 +66,18 @@ TS_METRICS = ("edge_blended_bps", "position_size_usd", "var_pct", "pnl_usd")
 # the streams are read side by side, so the last entries of a day on one stream can come
 # a little after the first of the next on another (docs/telemetry.md, "Daily metrics").
 DAILY_CLOSE_GRACE_NS = 300 * 10**9
+MAX_OPEN_DAYS = 8  # days of PnL kept for the daily report before their day closes
+
+
+def _empty_day() -> dict[str, Any]:
+    return {
+        "fills": 0,
+        "realized_usd": 0.0,
+        "by_engine_usd": {},
+        "costs_usd": {"fee": 0.0, "slippage": 0.0, "funding": 0.0},
+    }
+
+
 DAILY_INPUT_CAP = 100_000  # per kind and day, oldest dropped first
 
 
@@ -116,6 +128,9 @@ class Telemetry(Service[TelemetryConfig]):
         self.daily = DailyMetricsBook(DAILY_INPUT_CAP, DAILY_CLOSE_GRACE_NS)
         self._daily_dropped_shown = (0, 0)  # (cap, late) counted into the counter
         self.daily_last: dict[str, float | int] = {}  # the last closed day's metrics
+        # UTC day of event time -> its PnL by engine and its costs (the daily report)
+        self.day_pnl: dict[int, dict[str, Any]] = {}
+        self._reports: list[tuple[str, bytes]] = []  # written once the batch is committed
 
     def on_config(self, config: TelemetryConfig) -> None:
         self.ts.retention_ms = config.timeseries_retention_ms
@@ -292,9 +307,19 @@ class Telemetry(Service[TelemetryConfig]):
         self.child(tm.COSTS_USD, "fee", fill.venue).inc(fill.fee)
         self.child(tm.COSTS_USD, "slippage", fill.venue).inc(slippage_usd)
         self.child(tm.COSTS_USD, "funding", fill.venue).inc(fill.funding_usd)
+        day = self._day_pnl(fill.ts_ns)
+        day["fills"] += 1
+        costs = day["costs_usd"]
+        costs["fee"] += fill.fee
+        costs["slippage"] += slippage_usd
+        costs["funding"] += fill.funding_usd
         if result.realized_usd:
             opening = result.trade.context if result.closed is None else result.closed.context
             split = split_by_votes(result.realized_usd, opening.engine_votes, opening.model_id)
+            day["realized_usd"] += result.realized_usd
+            by_engine = day["by_engine_usd"]
+            for engine, usd in split.items():
+                by_engine[engine] = by_engine.get(engine, 0.0) + usd
             for engine, usd in split.items():
                 self.child(
                     tm.PNL_ATTRIBUTED_USD, engine, opening.regime or "unknown", fill.venue
@@ -387,12 +412,59 @@ class Telemetry(Service[TelemetryConfig]):
         self._close_days()
         self.writes.flush()
 
+    def _day_pnl(self, ts_ns: int) -> dict[str, Any]:
+        day = ts_ns // DAY_NS
+        got = self.day_pnl.get(day)
+        if got is None:
+            got = self.day_pnl[day] = _empty_day()
+            while len(self.day_pnl) > MAX_OPEN_DAYS:  # bounded: the oldest goes
+                self.day_pnl.pop(min(self.day_pnl))
+        return got
+
+    def _report(self, day_start_ns: int, metrics: dict[str, float | int]) -> None:
+        """Seed 003's 23:55 snapshot: the day's PnL attribution by engine and by cost,
+        and its daily metrics, as ``<reports_dir>/pnl-YYYY-MM-DD.json`` (written when the
+        day closes in event time: docs/daily.md)."""
+        pnl = self.day_pnl.pop(day_start_ns // DAY_NS, None) or _empty_day()
+        if not self.config.reports_dir:
+            return
+        date = dt.datetime.fromtimestamp(day_start_ns / 1e9, dt.UTC).date().isoformat()
+        doc = {
+            "day": date,
+            "day_start_ns": day_start_ns,
+            "fills": pnl["fills"],
+            "realized_pnl_usd": pnl["realized_usd"],
+            "pnl_by_engine_usd": pnl["by_engine_usd"],
+            "costs_usd": pnl["costs_usd"],
+            "daily_metrics": {
+                k: (v if not isinstance(v, float) or math.isfinite(v) else None)
+                for k, v in metrics.items()
+            },
+        }
+        blob = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
+        self._reports.append((f"pnl-{date}.json", blob))
+
+    def on_committed(self) -> None:
+        super().on_committed()
+        if not self._reports:
+            return
+        reports, self._reports = self._reports, []
+        folder = project_root() / self.config.reports_dir
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, blob in reports:
+                (folder / name).write_bytes(blob)
+                self.log.info("daily report %s", folder / name)
+        except OSError as exc:  # a full or read-only disk never stops telemetry
+            self.log.error("daily report not written to %s: %s", folder, exc)
+
     def _close_days(self) -> None:
         """The daily gauges of every day of event time that closed in this batch (set at
         once, not with the batch's writes: a closed day is not closed again)."""
         for day in self.daily.days_due():
             metrics = self.daily.close_day(day)
             self.daily_last = metrics
+            self._report(int(metrics["day_start_ns"]), metrics)
             for stat in tm.SLIPPAGE_STATS:
                 self.child(tm.DAILY_SLIPPAGE_ERROR_BPS, stat).set(metrics[f"slippage_{stat}_bps"])
             for stat in tm.WARNING_STATS:
