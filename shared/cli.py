@@ -1,5 +1,5 @@
-"""`edgebus start | run SERVICE | replay FILE | status | redis-cli ARGS | daily ARGS
-| backtest ARGS | validate TEST ARGS`.
+"""`edgebus start | run SERVICE | replay FILE | status | redis-cli ARGS | calibrate ARGS
+| daily ARGS | backtest ARGS | validate TEST ARGS`.
 
 All honour $REDIS_URL; without it, they find the stack that `edgebus start` runs through
 `.run/stack.json` (shared.stackfile).
@@ -35,6 +35,10 @@ PASSTHROUGH: dict[str, tuple[str, str]] = {
         "services.validation.daily_cli",
         "the daily review now (validation, champion against challenger) and the PnL "
         "attribution report",
+    ),
+    "calibrate": (
+        "services.calibration.cli",
+        "confidence calibration: ECE, MCE, Brier and the bucket table (JSON on stdout)",
     ),
 }
 

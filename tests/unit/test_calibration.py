@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 
 from services.calibration import calibrator as cal
 from services.calibration import cli as calibrate_cli
+from shared import cli
 
 KINDS = ("buckets", "isotonic", "platt")
 
@@ -365,3 +366,14 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert calibrate_cli.main([]) == 2
     err = capsys.readouterr().err
     assert "no valid rows" in err and "header lacks" in err
+
+
+def test_edgebus_calibrate_passes_through(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    c, y = _stream(8, 200)
+    path = _write_csv(tmp_path / "p.csv", c, y)
+    assert cli.main(["calibrate", "--predictions", str(path), "--method", "platt"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["n"] == 200 and doc["method"] == "platt"
+    assert "calibrate" in cli.PASSTHROUGH and "calibrate" in (cli.__doc__ or "").splitlines()[0]
