@@ -171,6 +171,9 @@ class Signal(Message):
     votes: dict[str, Any] | None = None
     # The model carrying the largest share of the consensus score of this symbol.
     leading_model: str | None = None
+    # The consensus' confidence before calibration (``confidence`` is the calibrated
+    # one once the regime's calibrator has enough outcomes: docs/calibration.md).
+    raw_confidence: float | None = Field(default=None, ge=0, le=1)
 
 
 class Order(Message):
@@ -294,6 +297,8 @@ class RiskDecision(Message):
     # Optional detail (risk_harmoniser): blend uncertainty, modelled costs, and the
     # portfolio VaR (percent of equity) the decision leads to.
     uncertainty_bps: float = 0.0
+    # seed 001 §5's level of the signal's (calibrated) confidence: VERY_LOW .. VERY_HIGH
+    confidence_level: str = ""
     cost_bps: float = 0.0
     portfolio_var_pct: float = 0.0
 

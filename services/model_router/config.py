@@ -220,6 +220,19 @@ class PromotionConfig(Frozen):
         return int(h) * 3600 + int(m) * 60
 
 
+class CalibrationConfig(Frozen):
+    """Confidence calibration (seed 001 §5, docs/calibration.md): an online bucket
+    calibrator per model and regime, fitted on resolved predictions; the consensus
+    signal's confidence is the calibrated one once its regime has ``min_outcomes``."""
+
+    enabled: bool = True
+    n_buckets: int = Field(default=10, ge=2, le=100, description="seed 001 §5: 10 buckets")
+    min_outcomes: int = Field(default=200, ge=1, description="outcomes before it is used")
+    half_life: float | None = Field(
+        default=5_000, gt=0, description="outcomes; older ones weigh less (None: all alike)"
+    )
+
+
 class RouterRules(ComponentConfig):
     # symbol -> asset class, for class:<name> patterns.
     asset_classes: dict[str, str] = Field(default_factory=dict)
@@ -234,6 +247,7 @@ class RouterRules(ComponentConfig):
     rules: tuple[RoutingRule, ...] = Field(min_length=1)
     validation: ValidationGate = ValidationGate()
     promotion: PromotionConfig = PromotionConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
 
     @field_validator("asset_classes")
     @classmethod

@@ -87,6 +87,16 @@ EXPLORATION = Gauge(
     "Share of the consensus' |S| carried by canaries since the last review, and its cap",
     ["kind"],
 )
+MODEL_ECE = Gauge(
+    "model_router_model_ece_ratio",
+    "Expected calibration error of the model's raw confidence, over its regimes (seed 001 §5)",
+    ["model_id"],
+)
+RELIABILITY = Gauge(
+    "model_router_reliability_ratio",
+    "Reliability diagram of the consensus per confidence bucket: mean confidence or hit rate",
+    ["regime", "bucket", "kind"],
+)
 OUTCOMES_PENDING = Gauge(
     "model_router_outcomes_pending_entries", "Predictions waiting for their horizon to elapse"
 )

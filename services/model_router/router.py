@@ -36,6 +36,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from services.calibration.calibrator import OnlineCalibrator
 from services.model_router.config import RouterRules
 from services.model_router.consensus import (
     Consensus,
@@ -83,6 +86,10 @@ class Router:
         # of the consensus' |S| at each decision, summed, and the decisions counted
         self.exploration = [0.0, 0]
         self.canaries: frozenset[str] = _canaries(rules)
+        # "model|regime" -> its online calibrator and the outcomes it has seen
+        self.calibration = rules.calibration
+        self.calibrators: dict[str, OnlineCalibrator] = {}
+        self.cal_n: dict[str, int] = {}
         self._states: dict[tuple[str, str], HorizonState] = {}
         self.signals = self.gate_open = self.switches = 0
         self.table = RoutingTable(rules, epoch=0)
@@ -120,6 +127,10 @@ class Router:
         self.tracks.fee_bps = rules.promotion.track_fee_bps
         self.validation = rules.validation
         self.canaries = _canaries(rules)
+        if rules.calibration != self.calibration:  # new buckets or decay: start again
+            self.calibrators.clear()
+            self.cal_n.clear()
+        self.calibration = rules.calibration
         self._reweigh()
 
     # ---- trust ----------------------------------------------------------------------
@@ -288,6 +299,7 @@ class Router:
         if votes:  # S is recorded only when somebody voted
             passed, _ = st.gate.judge(c.score)
         self.gate_open += passed
+        raw = min(1.0, abs(c.score)) if passed else 0.0
         sig = Signal(
             trace_ts_ns=f.trace_ts_ns,
             symbol=f.symbol,
@@ -295,7 +307,8 @@ class Router:
             model_id=CONSENSUS_ID,
             horizon=route.horizon,
             edge_bps=c.edge_bps,
-            confidence=min(1.0, abs(c.score)) if passed else 0.0,
+            confidence=self.calibrated(CONSENSUS_ID, f.regime, raw) if raw > 0.0 else 0.0,
+            raw_confidence=raw,
             shadow=False,
             regime=f.regime,
             mid=f.mid,
@@ -378,6 +391,7 @@ class Router:
                         continue
                     hit = (edge_bps > 0) == (o.realised_bps > 0)
                     self._log_call(model_id, p.features.ts_ns, _sign(edge_bps), o.realised_bps)
+                    self._calibrate(model_id, p.features.regime, p_dir, hit)
                     if model_id == CONSENSUS_ID:
                         regime = p.features.regime
                         self.regime_scores.setdefault(regime, Scorecard()).add(p_dir, hit, o.ts_ns)
@@ -387,6 +401,42 @@ class Router:
                     card.add(p_dir, hit, o.ts_ns)
             for model_id in p.model_ids:
                 self.registry.learn(model_id, p.features, p.horizon, o.realised_bps)
+
+    # ---- calibration (seed 001 §5) -----------------------------------------------------
+
+    def _calibrate(self, model_id: str, regime: str, p_dir: float, hit: bool) -> None:
+        """One resolved call into its model's and regime's calibrator: the probability it
+        gave its own direction, and whether the market went that way."""
+        key = f"{model_id}|{regime}"
+        cal = self.calibrators.get(key)
+        if cal is None:
+            cfg = self.calibration
+            cal = self.calibrators[key] = OnlineCalibrator(
+                cfg.n_buckets, half_life=cfg.half_life, prior="confidence"
+            )
+        cal.update(min(1.0, max(0.0, p_dir)), hit)
+        self.cal_n[key] = self.cal_n.get(key, 0) + 1
+
+    def calibrated(self, model_id: str, regime: str, confidence: float) -> float:
+        """The calibrated confidence of a call: ``2 p' - 1`` (at least 0) with ``p'`` the
+        calibrated probability of ``p = (1 + confidence) / 2``, once the model's
+        calibrator in ``regime`` has ``min_outcomes``; the raw confidence before."""
+        cfg = self.calibration
+        key = f"{model_id}|{regime}"
+        if not cfg.enabled or self.cal_n.get(key, 0) < cfg.min_outcomes:
+            return confidence
+        p_cal = float(self.calibrators[key].transform((1.0 + confidence) / 2.0))
+        return min(1.0, max(0.0, 2.0 * p_cal - 1.0))
+
+    def ece(self, model_id: str) -> float | None:
+        """The model's ECE over all its regimes' calibrators (None before an outcome)."""
+        gap = n = 0.0
+        for key, cal in self.calibrators.items():
+            if key.split("|", 1)[0] == model_id:
+                counts = cal.counts()
+                gap += float(np.abs(counts.hits - counts.sum_conf).sum())
+                n += float(counts.n.sum())
+        return gap / n if n > 0 else None
 
     def _log_call(self, model_id: str, ts_ns: int, direction: float, realised_bps: float) -> None:
         call = (ts_ns, direction, realised_bps / 1e4)
@@ -412,6 +462,8 @@ class Router:
             },
             "consensus": {h: _card(c) for h, c in self.consensus_scores.items()},
             "regimes": {g: _card(c) for g, c in self.regime_scores.items()},
+            "calibrators": {k: c.to_dict() for k, c in self.calibrators.items()},
+            "cal_n": dict(self.cal_n),
             "exploration": list(self.exploration),
             "tracks": self.tracks.to_dict(),
             "trust": {m: dataclasses.asdict(t) for m, t in self.trust.items()},
@@ -425,6 +477,10 @@ class Router:
                 self.registry.stats[model_id].scores = {h: Scorecard(*c) for h, c in cards.items()}
         self.consensus_scores = {h: Scorecard(*c) for h, c in doc.get("consensus", {}).items()}
         self.regime_scores = {g: Scorecard(*c) for g, c in doc.get("regimes", {}).items()}
+        self.calibrators = {
+            k: OnlineCalibrator.from_dict(c) for k, c in doc.get("calibrators", {}).items()
+        }
+        self.cal_n = {k: int(n) for k, n in doc.get("cal_n", {}).items()}
         used, n = doc.get("exploration", [0.0, 0])
         self.exploration = [float(used), int(n)]
         self.tracks.load(doc.get("tracks", {}))

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from services.calibration.calibrator import OnlineCalibrator
 from services.model_router import metrics as mm
 from services.model_router.config import RouterRules
 from services.model_router.models import ALL_REGIMES
@@ -206,9 +207,29 @@ class ModelRouter(Service[RouterRules]):
         for model_id, book in self.router.tracks.books.items():
             mm.TRACK_PNL_BPS.labels(model_id).set(book.pnl_bps)
             mm.TRACK_TRADES.labels(model_id).set(book.trades)
+        self._export_calibration(stages)
         for model_id, stage in stages.items():
             for name in STAGES:
                 mm.STAGE.labels(model_id, name).set(1.0 if name == stage else 0.0)
+
+    def _export_calibration(self, stages: dict[str, str]) -> None:
+        """ECE per model; the consensus' reliability diagram per regime (bucket mean
+        confidence against hit rate): once a day, and at start (NaN before outcomes)."""
+        for model_id in (*stages, CONSENSUS_ID):
+            ece = self.router.ece(model_id)
+            mm.MODEL_ECE.labels(model_id).set(math.nan if ece is None else ece)
+        for regime in sorted(ALL_REGIMES):
+            cal = self.router.calibrators.get(f"{CONSENSUS_ID}|{regime}")
+            if cal is None:  # no outcome yet: the buckets, empty
+                cal = OnlineCalibrator(self.config.calibration.n_buckets)
+            counts = cal.counts()
+            for b in range(len(counts.n)):
+                n = float(counts.n[b])
+                bucket = f"{counts.edges[b]:.1f}-{counts.edges[b + 1]:.1f}"
+                conf = float(counts.sum_conf[b]) / n if n > 0 else math.nan
+                hits = float(counts.hits[b]) / n if n > 0 else math.nan
+                mm.RELIABILITY.labels(regime, bucket, "confidence").set(conf)
+                mm.RELIABILITY.labels(regime, bucket, "hit_rate").set(hits)
 
     def stages(self) -> dict[str, str]:
         """Each routed model's stage: live, canary, shadow, or gated (a live model held
@@ -287,6 +308,8 @@ class ModelRouter(Service[RouterRules]):
                 else {"index": round(t.trust_index, 4), "recommendation": t.recommendation}
             )
             models[model_id]["vote_multiplier"] = round(self.router.vote_mult.get(model_id, 1.0), 4)
+            ece = self.router.ece(model_id)
+            models[model_id]["ece"] = None if ece is None else round(ece, 4)
         return {
             "rules": len(self.config.rules),
             "rules_loads": self.router.table.epoch,

@@ -305,6 +305,20 @@ def _section_defaults() -> dict[str, Any]:
     return {name: cls().model_dump() for name, cls in sections.items()}
 
 
+class ConfidenceLevels(Frozen):
+    """Seed 001 §5's confidence levels, on p = (1 + confidence) / 2 of the signal (the
+    calibrated confidence model_router sends: docs/calibration.md): VERY_LOW < 40 % and
+    LOW 40-55 % open nothing (no trade; paper only), MEDIUM 55-70 % small, HIGH 70-85 %
+    normal, VERY_HIGH >= 85 % larger. The level is on every decision."""
+
+    enabled: bool = True
+    very_low: float = Field(default=0.0, ge=0, le=2, description="size multiplier")
+    low: float = Field(default=0.0, ge=0, le=2, description="paper only: 0 live")
+    medium: float = Field(default=0.5, ge=0, le=2, description="small size")
+    high: float = Field(default=1.0, ge=0, le=2, description="normal size")
+    very_high: float = Field(default=1.25, ge=0, le=2, description="larger size")
+
+
 class RiskParams(ComponentConfig):
     preset: Preset = "balanced"
     equity_usd: float = Field(default=1_000_000.0, gt=0, description="starting capital")
@@ -317,6 +331,7 @@ class RiskParams(ComponentConfig):
     pretrade: PretradeParams = PretradeParams()
     breakers: BreakerParams = BreakerParams()
     exits: ExitParams = ExitParams()
+    confidence_levels: ConfidenceLevels = ConfidenceLevels()
 
     @model_validator(mode="before")
     @classmethod

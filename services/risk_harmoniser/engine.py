@@ -35,6 +35,7 @@ import hashlib
 import math
 from dataclasses import dataclass
 
+from services.calibration.thresholds import level_of, reason_code
 from services.risk_harmoniser import breakers as brk
 from services.risk_harmoniser import exits as ex
 from services.risk_harmoniser.blend import SignalBook, blend_book
@@ -121,6 +122,7 @@ class Decision:
     price: float = 0.0
     reduce_only: bool = False
     ts_ns: int = 0  # an exit's or a breaker event's event time (a signal's: its own)
+    confidence_level: str = ""  # seed 001 §5 level of the signal's confidence
 
 
 class RiskEngine:
@@ -563,6 +565,14 @@ class RiskEngine:
             flags = [f for f in q.quality.split(",") if f in GATING_FLAGS]
             if flags:
                 gate = "data_quality:" + "+".join(flags)
+        conf_mult = 1.0
+        levels = p.confidence_levels
+        if levels.enabled:
+            level = level_of((1.0 + sig.confidence) / 2.0)
+            d.confidence_level = level.name
+            conf_mult = getattr(levels, level.name.lower())
+            if conf_mult <= 0.0 and not gate:
+                gate = reason_code(level)  # no new positions; reductions pass
         reducing = state.state == "REDUCING" or bool(gate)
         self._roll_day()
         mark = q.mid
@@ -572,7 +582,9 @@ class RiskEngine:
 
         # costs and the gate
         defence = self.vol_hist[i].above(p.breakers.vol_percentile, p.breakers.vol_min_samples)
-        size_mult = self.streak.size_mult(p.breakers.loss_streak, p.breakers.loss_streak_size_mult)
+        size_mult = conf_mult * self.streak.size_mult(
+            p.breakers.loss_streak, p.breakers.loss_streak_size_mult
+        )
         if defence:
             size_mult *= p.breakers.defence_size_mult
         c = p.costs

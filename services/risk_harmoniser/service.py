@@ -229,6 +229,7 @@ class RiskHarmoniser(Service[RiskParams]):
                     "uncertainty_bps": d.uncertainty_bps,
                     "cost_bps": d.cost_bps,
                     "portfolio_var_pct": d.portfolio_var_pct,
+                    "confidence_level": d.confidence_level,
                 }
             )
         )

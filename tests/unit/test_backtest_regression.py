@@ -62,13 +62,15 @@ def test_sp500_nasdaq_daily_bars_1999_2018(tmp_path: Path) -> None:
 # Issue 18: the daily review (02:00 of event time) gives every model a validation
 # p-value, so each live vote is weighted by 0.6 trust + 0.4 (1 - p) from day 2 on (with
 # validation.trust_weighting off the run is the old 72 orders, 95 fills, -192.66).
+# Issue 19: seed 001 §5's confidence levels gate and scale the consensus (48 orders, 58
+# fills, -36.11 without them: risk's confidence_levels.enabled false).
 PINNED_SYNTHETIC: dict[str, Any] = {
     "orders": 48,
-    "fills": 58,
-    "decisions": 20_022,
-    "realised_pnl_usd": -36.07,
-    "net_pnl_usd": -36.11,
-    "sharpe_net": -9.507878168,
+    "fills": 56,
+    "decisions": 20_026,
+    "realised_pnl_usd": -27.63,
+    "net_pnl_usd": -27.65,
+    "sharpe_net": -19.53132717,
     "symbols": ["AAPL", "BTC-USD", "ETH-USD", "SOL-USD"],
 }
 PINNED_DAILY: dict[str, Any] = {

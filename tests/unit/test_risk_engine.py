@@ -46,8 +46,10 @@ def test_strong_edge_orders_with_deterministic_id_weak_edge_does_not() -> None:
     assert d.order_id == order_id_for(strong) == order_id_for(strong.model_copy())
     assert d.order_id != order_id_for(_sig(40.0, T0 + 2))
     assert d.target_usd > 0 and d.qty == pytest.approx(d.target_usd / 65_000.0)
-    # prior vol 5 %/day: vol target 100k, Kelly 25k; the smaller wins (times conviction)
-    assert d.target_usd <= 25_000 + 1e-6
+    # prior vol 5 %/day: vol target 100k, Kelly 25k; the smaller wins (times conviction),
+    # times 1.25 for a VERY_HIGH confidence (seed 001 §5: confidence 1 is p = 1)
+    assert d.confidence_level == "VERY_HIGH"
+    assert d.target_usd <= 1.25 * 25_000 + 1e-6
     assert 0 < d.portfolio_var_pct <= 2.0 and d.var_pct > 0
     # the same position again: nothing more to do
     again = eng.on_signal(_sig(40.0, T0 + 10**8), ACTIVE)
