@@ -174,6 +174,10 @@ class Signal(Message):
     # The consensus' confidence before calibration (``confidence`` is the calibrated
     # one once the regime's calibrator has enough outcomes: docs/calibration.md).
     raw_confidence: float | None = Field(default=None, ge=0, le=1)
+    # Split-conformal interval of the consensus edge (seed 002; docs/conformal.md), bps:
+    # None until the horizon has enough resolved calls.
+    edge_low_bps: float | None = None
+    edge_high_bps: float | None = None
 
 
 class Order(Message):

@@ -233,6 +233,16 @@ class CalibrationConfig(Frozen):
     )
 
 
+class ConformalConfig(Frozen):
+    """Split-conformal intervals of the consensus edge (seed 002, docs/conformal.md): the
+    last ``window`` resolved calls of each horizon and regime give |realised - predicted|
+    scores; the interval covers the realised edge with probability >= 1 - alpha."""
+
+    enabled: bool = True
+    alpha: float = Field(default=0.1, gt=0, lt=1, description="miscoverage: 90 % intervals")
+    window: int = Field(default=500, ge=20, le=100_000, description="resolved calls kept")
+
+
 class RouterRules(ComponentConfig):
     # symbol -> asset class, for class:<name> patterns.
     asset_classes: dict[str, str] = Field(default_factory=dict)
@@ -248,6 +258,7 @@ class RouterRules(ComponentConfig):
     validation: ValidationGate = ValidationGate()
     promotion: PromotionConfig = PromotionConfig()
     calibration: CalibrationConfig = CalibrationConfig()
+    conformal: ConformalConfig = ConformalConfig()
 
     @field_validator("asset_classes")
     @classmethod

@@ -32,6 +32,7 @@ observed only. Nothing depends on how entries were batched:
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +40,8 @@ from typing import Any
 import numpy as np
 
 from services.calibration.calibrator import OnlineCalibrator
-from services.model_router.config import RouterRules
+from services.calibration.conformal import conformal_quantile
+from services.model_router.config import ConformalConfig, RouterRules
 from services.model_router.consensus import (
     Consensus,
     ScoreGate,
@@ -59,6 +61,7 @@ from shared.messages import Features, Message, RouterSwitch, Signal
 
 CONSENSUS_ID = "consensus"
 HELD_VOTE_HALF_LIVES = 3.0  # a held vote older than this many half-lives is dropped
+QUANTILE_EVERY = 25  # new conformal scores between two quantile computations
 MAX_CALLS = 5_000  # scored calls kept per model for its permutation test
 
 
@@ -90,6 +93,12 @@ class Router:
         self.calibration = rules.calibration
         self.calibrators: dict[str, OnlineCalibrator] = {}
         self.cal_n: dict[str, int] = {}
+        # "horizon|regime" -> the consensus edge's conformal scores |realised - predicted|
+        # (bps, the last ``window``), and its quantile as last computed: (q, scores then)
+        self.conformal_cfg: ConformalConfig = rules.conformal
+        self.conformal: dict[str, deque[float]] = {}
+        self._q: dict[str, tuple[float, int]] = {}
+        self._scored: dict[str, int] = {}
         self._states: dict[tuple[str, str], HorizonState] = {}
         self.signals = self.gate_open = self.switches = 0
         self.table = RoutingTable(rules, epoch=0)
@@ -131,6 +140,11 @@ class Router:
             self.calibrators.clear()
             self.cal_n.clear()
         self.calibration = rules.calibration
+        if rules.conformal != self.conformal_cfg:
+            self.conformal.clear()
+            self._q.clear()
+            self._scored.clear()
+        self.conformal_cfg = rules.conformal
         self._reweigh()
 
     # ---- trust ----------------------------------------------------------------------
@@ -300,6 +314,7 @@ class Router:
             passed, _ = st.gate.judge(c.score)
         self.gate_open += passed
         raw = min(1.0, abs(c.score)) if passed else 0.0
+        low, high = self.edge_interval(route.horizon, f.regime, c.edge_bps)
         sig = Signal(
             trace_ts_ns=f.trace_ts_ns,
             symbol=f.symbol,
@@ -309,6 +324,8 @@ class Router:
             edge_bps=c.edge_bps,
             confidence=self.calibrated(CONSENSUS_ID, f.regime, raw) if raw > 0.0 else 0.0,
             raw_confidence=raw,
+            edge_low_bps=low,
+            edge_high_bps=high,
             shadow=False,
             regime=f.regime,
             mid=f.mid,
@@ -394,6 +411,7 @@ class Router:
                     self._calibrate(model_id, p.features.regime, p_dir, hit)
                     if model_id == CONSENSUS_ID:
                         regime = p.features.regime
+                        self._conformal(p.horizon, regime, edge_bps, o.realised_bps)
                         self.regime_scores.setdefault(regime, Scorecard()).add(p_dir, hit, o.ts_ns)
                         card = self.consensus_scores.setdefault(p.horizon, Scorecard())
                     else:
@@ -438,6 +456,41 @@ class Router:
                 n += float(counts.n.sum())
         return gap / n if n > 0 else None
 
+    # ---- conformal intervals of the consensus edge (seed 002) ------------------------------
+
+    def _conformal(self, horizon: str, regime: str, predicted: float, realised: float) -> None:
+        key = f"{horizon}|{regime}"
+        scores = self.conformal.get(key)
+        if scores is None:
+            scores = self.conformal[key] = deque(maxlen=self.conformal_cfg.window)
+        scores.append(abs(realised - predicted))
+        self._scored[key] = self._scored.get(key, 0) + 1
+
+    def edge_interval(
+        self, horizon: str, regime: str, edge_bps: float
+    ) -> tuple[float | None, float | None]:
+        """The split-conformal interval ``edge -+ q`` of a consensus edge, q the
+        ceil((n + 1)(1 - alpha))-th smallest of the last scores (conformal.py); (None,
+        None) while too few calls. q is recomputed every ``QUANTILE_EVERY`` new scores
+        (a sort of 500 per decision would cost more than the router)."""
+        if not self.conformal_cfg.enabled:
+            return None, None
+        key = f"{horizon}|{regime}"
+        scores = self.conformal.get(key)
+        if not scores:
+            return None, None
+        n = self._scored.get(key, 0)
+        cached = self._q.get(key)
+        if cached is None or not math.isfinite(cached[0]) or n - cached[1] >= QUANTILE_EVERY:
+            q = conformal_quantile(
+                np.fromiter(scores, float, len(scores)), self.conformal_cfg.alpha
+            )
+            cached = self._q[key] = (q, n)
+        q = cached[0]
+        if not math.isfinite(q):
+            return None, None
+        return edge_bps - q, edge_bps + q
+
     def _log_call(self, model_id: str, ts_ns: int, direction: float, realised_bps: float) -> None:
         call = (ts_ns, direction, realised_bps / 1e4)
         log = self.calls.get(model_id)
@@ -464,6 +517,7 @@ class Router:
             "regimes": {g: _card(c) for g, c in self.regime_scores.items()},
             "calibrators": {k: c.to_dict() for k, c in self.calibrators.items()},
             "cal_n": dict(self.cal_n),
+            "conformal": {k: list(c) for k, c in self.conformal.items()},
             "exploration": list(self.exploration),
             "tracks": self.tracks.to_dict(),
             "trust": {m: dataclasses.asdict(t) for m, t in self.trust.items()},
@@ -481,6 +535,10 @@ class Router:
             k: OnlineCalibrator.from_dict(c) for k, c in doc.get("calibrators", {}).items()
         }
         self.cal_n = {k: int(n) for k, n in doc.get("cal_n", {}).items()}
+        window = self.conformal_cfg.window
+        self.conformal = {k: deque(c, maxlen=window) for k, c in doc.get("conformal", {}).items()}
+        self._scored = {k: len(c) for k, c in self.conformal.items()}
+        self._q = {}
         used, n = doc.get("exploration", [0.0, 0])
         self.exploration = [float(used), int(n)]
         self.tracks.load(doc.get("tracks", {}))

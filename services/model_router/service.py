@@ -68,7 +68,9 @@ class ModelRouter(Service[RouterRules]):
         }
         self._dirty = False
         self._trust_days = -1  # days_closed as of the last trust export
-        self._undo: tuple[RouterRules, int | None] | None = None  # a review not yet committed
+        # a review not yet committed: the config, time and news before it
+        self._undo: tuple[RouterRules, int | None, bool] | None = None
+        self._seen_since_review = True  # features handled since the last review
         self.last_review: dict[str, Any] | None = None
 
     async def on_start(self) -> None:
@@ -123,8 +125,12 @@ class ModelRouter(Service[RouterRules]):
         stack change at the same entry), and proposed to parameter_server, which stores
         it as a version (``param.proposals``)."""
         before = self.config
-        self._undo = (before, ts_ns)
+        if self._undo is None:  # the first review of the batch: what a failure restores
+            self._undo = (before, ts_ns, self._seen_since_review)
         self.router.next_review_ns = self._next_review(ts_ns, before)
+        if not self._seen_since_review:
+            return  # nothing new since the last review (a feed gap): nothing to review
+        self._seen_since_review = False
         rev = review(before, self.router.dump(), dict(self.router.calls), ts_ns)
         self.last_review = rev.report
         self.router.exploration = [0.0, 0]  # a day's worth per review
@@ -153,6 +159,7 @@ class ModelRouter(Service[RouterRules]):
         f = entry.message
         assert isinstance(f, Features)
         self._dirty = True
+        self._seen_since_review = True
         if self.router.next_review_ns is None and self.config.promotion.enabled:
             self.router.next_review_ns = self._next_review(f.ts_ns, self.config)
         for msg in self.router.handle(f):
@@ -259,10 +266,11 @@ class ModelRouter(Service[RouterRules]):
         # The failed batch's entries stay pending and come again: decide nothing on them now.
         self.router.discard()
         if self._undo is not None:  # and its review runs again
-            config, ts_ns = self._undo
+            config, ts_ns, seen = self._undo
             self.on_config(config)
             self.config = config
             self.router.next_review_ns = ts_ns
+            self._seen_since_review = seen
             self._undo = None
 
     def _export_model_stats(self) -> None:

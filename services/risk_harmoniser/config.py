@@ -319,6 +319,16 @@ class ConfidenceLevels(Frozen):
     very_high: float = Field(default=1.25, ge=0, le=2, description="larger size")
 
 
+class ConformalGate(Frozen):
+    """Seed 002's runner gate: a new position only when the pessimistic end of the
+    consensus edge's conformal interval (model_router, docs/conformal.md) beats the
+    costs plus ``cost_buffer_bps``. Off by default: it is the runner book's gate, and
+    the desk has one book until the dual-mode books come (issue 19)."""
+
+    enabled: bool = False
+    cost_buffer_bps: float = Field(default=8.0, ge=0, description="seed 002 runner: 8 bps")
+
+
 class RiskParams(ComponentConfig):
     preset: Preset = "balanced"
     equity_usd: float = Field(default=1_000_000.0, gt=0, description="starting capital")
@@ -332,6 +342,7 @@ class RiskParams(ComponentConfig):
     breakers: BreakerParams = BreakerParams()
     exits: ExitParams = ExitParams()
     confidence_levels: ConfidenceLevels = ConfidenceLevels()
+    conformal_gate: ConformalGate = ConformalGate()
 
     @model_validator(mode="before")
     @classmethod

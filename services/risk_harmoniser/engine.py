@@ -35,6 +35,7 @@ import hashlib
 import math
 from dataclasses import dataclass
 
+from services.calibration.conformal import pessimistic_edge_bps
 from services.calibration.thresholds import level_of, reason_code
 from services.risk_harmoniser import breakers as brk
 from services.risk_harmoniser import exits as ex
@@ -629,6 +630,18 @@ class RiskEngine:
             else:
                 d.reason = gate or "edge_below_costs"
                 return d
+        cg = p.conformal_gate
+        if cg.enabled and why == "edge" and not gate and x * direction >= 0:
+            # seed 002's runner gate, on a new or larger position only
+            low, high = sig.edge_low_bps, sig.edge_high_bps
+            pess = (
+                pessimistic_edge_bps(sig.edge_bps, low, high)
+                if low is not None and high is not None
+                else -math.inf
+            )
+            if pess <= cost + cg.cost_buffer_bps:
+                gate = "conformal:pessimistic_edge"
+                reducing = True
 
         # size within every limit
         book = Book(

@@ -119,3 +119,32 @@ def test_a_low_confidence_signal_still_lets_a_position_be_reduced() -> None:
     d = eng.on_signal(against, ACTIVE)
     assert d is not None and d.confidence_level == "LOW"
     assert d.action == "order" and d.side == "sell" and d.target_usd >= 0.0
+
+
+def test_the_consensus_edge_carries_a_conformal_interval_after_enough_calls() -> None:
+    r = router()
+    assert r.edge_interval("1m", "TREND", 10.0) == (None, None)
+    for i in range(8):  # alpha 0.1: 9 scores are needed for a finite quantile
+        r._conformal("1m", "TREND", 10.0, 10.0 + (i + 1))
+    assert r.edge_interval("1m", "TREND", 10.0) == (None, None)
+    r._conformal("1m", "TREND", 10.0, 19.0)  # scores 1..9: q = the 9th smallest = 9
+    assert r.edge_interval("1m", "TREND", 5.0) == (-4.0, 14.0)
+    again = router()
+    again.load(r.dump())
+    assert again.edge_interval("1m", "TREND", 5.0) == (-4.0, 14.0)
+
+
+def test_the_runner_gate_opens_only_when_the_pessimistic_edge_beats_costs() -> None:
+    def sig(low: float | None, high: float | None) -> Signal:
+        return _sig(0.5).model_copy(update={"edge_low_bps": low, "edge_high_bps": high})
+
+    on = {"conformal_gate": {"enabled": True}}
+    wide = _engine(**on).on_signal(sig(-20.0, 220.0), ACTIVE)
+    assert wide is not None and wide.action == "reject"
+    assert wide.reason == "conformal:pessimistic_edge"
+    none = _engine(**on).on_signal(sig(None, None), ACTIVE)  # no interval yet: no runner
+    assert none is not None and none.reason == "conformal:pessimistic_edge"
+    tight = _engine(**on).on_signal(sig(90.0, 110.0), ACTIVE)
+    assert tight is not None and tight.action == "order"
+    off = _engine().on_signal(sig(-20.0, 220.0), ACTIVE)  # off by default
+    assert off is not None and off.action == "order"
