@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from services.risk_harmoniser.portfolio import Holding
 from services.risk_harmoniser.profiles import BOOKS, BookCaps, BookName
@@ -52,7 +52,7 @@ class BookPnl:
 def _book(book: str) -> BookName:
     if book not in BOOKS:
         raise ValueError(f"book must be one of {list(BOOKS)}, not {book!r}")
-    return book  # type: ignore[return-value]  # checked just above
+    return cast(BookName, book)
 
 
 class DualBooks:
