@@ -22,6 +22,7 @@ import orjson
 
 from services.backtest import runner
 from services.calibration import gate_search as gs
+from services.feature_bus.config import FeatureBusConfig
 from shared.config import ConfigError
 
 
@@ -78,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edgebus calibrate-gates: config: {exc}", file=sys.stderr)
         return 1
     fb = configs["feature_bus"]
-    quotes = {seed: runner.synthetic_quotes(fb, args.ticks, seed) for seed in args.seeds}  # type: ignore[arg-type]
+    assert isinstance(fb, FeatureBusConfig)
+    quotes = {seed: runner.synthetic_quotes(fb, args.ticks, seed) for seed in args.seeds}
     doc = gs.search(configs, quotes, grid, args.train_frac, args.min_trades)
     sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0

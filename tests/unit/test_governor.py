@@ -48,7 +48,8 @@ def test_converges_to_the_target_with_bounded_oscillation(
     assert abs(wins[n // 2 :].mean() - target) < 0.02
     tail = ths[-n // 5 :]  # the last 20 % of steps
     assert abs(tail.mean() - th_star) < 0.03
-    assert tail.std() < 0.03  # stable: measured 0.020 (scalp) and 0.011 (runner)
+    # stable: measured 0.017-0.029 (scalp) and 0.010-0.012 (runner) on seeds 0-2
+    assert tail.std() < 0.035
     assert DEFAULT_BOUNDS[0] <= tail.min() and tail.max() <= DEFAULT_BOUNDS[1]
 
 
