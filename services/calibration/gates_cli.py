@@ -6,7 +6,7 @@ or --conf-dir), makes each seed's synthetic quotes, runs the grid search and pri
 document on stdout (keys: component, seeds, ticks, train_frac, split, score, min_trades,
 grid, baseline, points, chosen). Without --grid the default grid is
 costs.safety_margin_bps in {0, 2, 4, 8} x confidence_levels.medium in {0, 0.5, 1}; each
---grid replaces it key by key (the keys given are the grid). Every run of the grid is a
+--grid replaces it (the keys given are the grid). Every run of the grid is a
 backtest of N ticks per seed: defaults are small (5,000 ticks, 2 seeds, 24 backtests, under
 a minute). Exit 0 done, 1 a config error (an unknown key, a value its rule rejects), 2 a
 usage error.
