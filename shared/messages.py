@@ -302,6 +302,8 @@ class RiskDecision(Message):
     # portfolio VaR (percent of equity) the decision leads to.
     uncertainty_bps: float = 0.0
     # seed 001 §5's level of the signal's (calibrated) confidence: VERY_LOW .. VERY_HIGH
+    # the dual-mode book of an order (seed 002): "scalp", "runner", "" without
+    book: str = ""
     confidence_level: str = ""
     cost_bps: float = 0.0
     portfolio_var_pct: float = 0.0

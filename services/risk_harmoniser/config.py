@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 
 # risk prices on execution's fee schedule
 from services.execution.config import VenueFees, log, renamed_key, schedule_for
+from services.risk_harmoniser.profiles import DualModeConfig
 from shared.config import ComponentConfig, Frozen
 
 AssetClass = Literal["crypto", "stocks"]
@@ -343,6 +344,7 @@ class RiskParams(ComponentConfig):
     exits: ExitParams = ExitParams()
     confidence_levels: ConfidenceLevels = ConfidenceLevels()
     conformal_gate: ConformalGate = ConformalGate()
+    dual_mode: DualModeConfig = DualModeConfig()
 
     @model_validator(mode="before")
     @classmethod

@@ -40,6 +40,7 @@ from services.calibration.thresholds import level_of, reason_code
 from services.risk_harmoniser import breakers as brk
 from services.risk_harmoniser import exits as ex
 from services.risk_harmoniser.blend import SignalBook, blend_book
+from services.risk_harmoniser.books import DualBooks
 from services.risk_harmoniser.config import RiskParams
 from services.risk_harmoniser.costs import (
     horizon_s,
@@ -50,7 +51,9 @@ from services.risk_harmoniser.costs import (
     total_cost_bps,
 )
 from services.risk_harmoniser.limits import Book, Caps, OrderRate, quote_check
+from services.risk_harmoniser.modes import HybridGateRouter, select_mode
 from services.risk_harmoniser.portfolio import Portfolio
+from services.risk_harmoniser.profiles import BOOKS
 from services.risk_harmoniser.sizing import KellyTracker, SizeInputs, full_size_usd, size
 from services.risk_harmoniser.var import (
     DAY_S,
@@ -124,6 +127,10 @@ class Decision:
     reduce_only: bool = False
     ts_ns: int = 0  # an exit's or a breaker event's event time (a signal's: its own)
     confidence_level: str = ""  # seed 001 §5 level of the signal's confidence
+    book: str = ""  # the dual-mode book of an order ("scalp", "runner"; "" without)
+
+
+MAX_ORDER_BOOKS = 100_000  # order id -> book, bounded (the oldest go)
 
 
 class RiskEngine:
@@ -160,12 +167,21 @@ class RiskEngine:
         # events (decisions with action "breaker").
         self.pending: list[Decision] = []
         self.command: ControlCommand | None = None  # a signal's breaker command (PANIC)
+        # The dual-mode desk (seed 002, docs/dual_mode.md), with ``dual_mode.enabled``:
+        # the scalp and runner books, the hybrid gate router, the book of each order.
+        self.dual = DualBooks(p.equity_usd, p.dual_mode.caps)
+        self.router = HybridGateRouter(p.dual_mode)
+        self.order_book: dict[str, str] = {}
 
     def configure(self, p: RiskParams) -> None:
         """A new config: limits apply at once; learned state (book, covariance) stays,
         the covariance recomputed from its kept returns under new ``var.*`` keys."""
         old = self.p
         self.p = p
+        self.dual.caps = p.dual_mode.caps
+        if p.equity_usd != old.equity_usd:  # as a restart with it would start
+            self.dual.equity_usd = p.equity_usd
+        self.router = HybridGateRouter(p.dual_mode, self.router.stats)
         # A new equity_usd moves the equity by the change: the breakers' references move
         # with it (a reload that lowers the capital is no loss).
         shift_usd = p.equity_usd - self.portfolio.starting_equity_usd
@@ -381,6 +397,8 @@ class RiskEngine:
         )
         if not new:
             return False
+        if self.p.dual_mode.enabled:
+            self._book_fill(order_id, symbol, signed_qty, price, fee_usd)
         self.portfolio.marks.setdefault(symbol, price)
         q1 = self.portfolio.holdings[symbol].qty
         pnl = self.trip_pnl_usd.get(symbol, 0.0) + realized_usd
@@ -404,6 +422,32 @@ class RiskEngine:
             self.order_horizon.pop(order_id, None)
         self.breakers_due = True
         return True
+
+    def _book_fill(
+        self, order_id: str, symbol: str, signed_qty: float, price: float, fee_usd: float
+    ) -> None:
+        """A fill into the book whose order it is; a fill of an order of no book (an exit,
+        a breaker's cut, a reduction) reduces the books holding the other side, each in
+        proportion to its position, and what is left goes to the book that sent nothing
+        (the runner: a position opened from flat without a book cannot happen)."""
+        book = self.order_book.get(order_id)
+        if book is not None:
+            self.dual.on_fill(book, symbol, signed_qty, price, fee_usd)
+            return
+        held = [
+            (b, h.qty)
+            for b in BOOKS
+            if (h := self.dual.holdings[b].get(symbol)) is not None and h.qty * signed_qty < 0
+        ]
+        total = sum(abs(q) for _, q in held)
+        left = signed_qty
+        for b, q in held:
+            part = signed_qty * abs(q) / total
+            part = math.copysign(min(abs(part), abs(q)), part)
+            self.dual.on_fill(b, symbol, part, price, fee_usd * part / signed_qty)
+            left -= part
+        if abs(left) > 1e-12 * max(1.0, abs(signed_qty)):
+            self.dual.on_fill("runner", symbol, left, price, fee_usd * left / signed_qty)
 
     def on_rejection(self, order_id: str) -> bool:
         self.order_horizon.pop(order_id, None)
@@ -643,6 +687,26 @@ class RiskEngine:
                 gate = "conformal:pessimistic_edge"
                 reducing = True
 
+        dual_book = ""
+        dm = p.dual_mode
+        if dm.enabled and why == "edge" and not reducing:
+            # seed 002: the mode selector, then the hybrid gate router picks the book
+            p_dir = (1.0 + sig.confidence) / 2.0
+            route = select_mode(sig.leading_model, sig.regime or "TREND", p_dir, dm)
+            low, high = sig.edge_low_bps, sig.edge_high_bps
+            worst = (
+                pessimistic_edge_bps(edge, low, high)
+                if low is not None and high is not None
+                else None
+            )
+            pick = self.router.route(edge, cost, worst, p_dir, route, names.asset_class[i])
+            if pick.book is None:
+                d.reason = f"dual:{pick.reason}"
+                return d
+            dual_book = pick.book
+            self.dual.equity_usd = equity
+            self.dual.mark(sig.symbol, q.mid)
+
         # size within every limit
         book = Book(
             w,
@@ -665,8 +729,12 @@ class RiskEngine:
         target, binding = size(i, inputs, book, names.caps[i], reducing)
         if why == "edge" and x * direction > 0 and abs(target) < abs(x) and not binding:
             target = x  # never shrink a same-side position just because the edge weakened
+        if dual_book:  # the book's own heat cap and the reserve (books.py)
+            own = self.dual.value_usd(dual_book, sig.symbol)
+            target = x + self.dual.clip(dual_book, sig.symbol, own + target - x) - own
         delta = target - x
         d.target_usd = target
+        d.book = dual_book
         d.var_pct = position_var_pct(target, sigma, p.limits.var_z, equity)
         w_after = list(w)
         w_after[i] = target
@@ -694,6 +762,10 @@ class RiskEngine:
         d.action = "order"
         d.reason = why + (f":{binding}" if binding else "")
         d.order_id = order_id_for(sig)
+        if dual_book:
+            if len(self.order_book) >= MAX_ORDER_BOOKS:
+                self.order_book.pop(next(iter(self.order_book)))
+            self.order_book[d.order_id] = dual_book
         d.side = "buy" if delta > 0 else "sell"
         d.qty = abs(delta) / mark
         d.price = mark

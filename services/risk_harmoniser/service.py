@@ -18,6 +18,7 @@ import orjson
 
 from services.execution.store import POSITIONS_KEY
 from services.risk_harmoniser import exits as ex
+from services.risk_harmoniser.books import DualBooks
 from services.risk_harmoniser.config import RiskParams
 from services.risk_harmoniser.engine import Decision, RiskEngine
 from shared.bus import Entry, Outbox, dead_letter
@@ -230,6 +231,7 @@ class RiskHarmoniser(Service[RiskParams]):
                     "cost_bps": d.cost_bps,
                     "portfolio_var_pct": d.portfolio_var_pct,
                     "confidence_level": d.confidence_level,
+                    "book": d.book,
                 }
             )
         )
@@ -265,6 +267,7 @@ class RiskHarmoniser(Service[RiskParams]):
             "day": eng.board.day,
             "day_start_equity_usd": eng.board.day_start_equity_usd,
             "breakers": eng.board.to_dict(),
+            "dual": {"books": eng.dual.to_dict(), "order_book": eng.order_book},
             "exits": {
                 "opened": {s: [o.ts_ns, o.horizon, o.horizon_s] for s, o in eng.opened.items()},
                 "trip_pnl_usd": eng.trip_pnl_usd,
@@ -283,6 +286,11 @@ class RiskHarmoniser(Service[RiskParams]):
             int(doc.get("day", 0)),
             float(doc.get("day_start_equity_usd", self.config.equity_usd)),
         )
+        dual = doc.get("dual")
+        if dual:
+            eng.dual = DualBooks.from_dict(dual["books"])
+            eng.dual.caps = self.config.dual_mode.caps
+            eng.order_book = {str(k): str(v) for k, v in dual.get("order_book", {}).items()}
         e = doc.get("exits", {})
         eng.opened = {
             str(s): ex.Opened(int(ts), str(h), float(hs))
@@ -293,7 +301,13 @@ class RiskHarmoniser(Service[RiskParams]):
 
     def health_details(self) -> dict[str, Any]:
         eng = self.engine
+        dual = (
+            {"books": eng.dual.snapshot(), "routing": eng.router.stats.as_dict()}
+            if self.config.dual_mode.enabled
+            else None
+        )
         return {
+            "dual_mode": dual,
             "orders_sent": self.orders_sent,
             "decisions": dict(self.decisions),
             "equity_usd": round(eng.portfolio.equity_usd(), 2),
