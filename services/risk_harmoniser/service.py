@@ -15,12 +15,14 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import orjson
+from prometheus_client import Gauge
 
 from services.execution.store import POSITIONS_KEY
 from services.risk_harmoniser import exits as ex
 from services.risk_harmoniser.books import DualBooks
 from services.risk_harmoniser.config import RiskParams
 from services.risk_harmoniser.engine import Decision, RiskEngine
+from services.risk_harmoniser.profiles import BOOKS
 from shared.bus import Entry, Outbox, dead_letter
 from shared.config import KEY_PREFIX
 from shared.control import ControlCommand
@@ -46,6 +48,16 @@ MAX_NOTIONAL_USD = 1e15  # past any book: a fill beyond it is bad input
 FILLS_KEY = f"{KEY_PREFIX}:risk:fills"
 
 
+BOOK_HEAT = Gauge(
+    "risk_book_heat_ratio",
+    "Gross exposure of a dual-mode book over its heat cap (1 = at the cap; seed 002)",
+    ["book"],
+)
+BOOK_PNL_USD = Gauge(
+    "risk_book_pnl_usd", "A dual-mode book's PnL after fees, marked (seed 002)", ["book"]
+)
+
+
 class RiskHarmoniser(Service[RiskParams]):
     name: ClassVar[str] = "risk_harmoniser"
     # Event-time order at equal times: what execution did, then the market, then the
@@ -67,6 +79,7 @@ class RiskHarmoniser(Service[RiskParams]):
         self._dirty = False
 
     async def on_start(self) -> None:
+        self._export_books()
         raw = await self.r.get(STATE_KEY)
         if raw:
             fills: list[str] = await self.r.lrange(FILLS_KEY, 0, -1)  # type: ignore[misc,assignment]
@@ -242,7 +255,16 @@ class RiskHarmoniser(Service[RiskParams]):
         if cmd is not None:
             self.apply_control(cmd, out, announce=True)
 
+    def _export_books(self) -> None:
+        """Heat and net PnL per dual-mode book (0 while the desk runs one book)."""
+        eng = self.engine
+        on = self.config.dual_mode.enabled
+        for book in BOOKS:
+            BOOK_HEAT.labels(book).set(eng.dual.heat(book) if on else 0.0)
+            BOOK_PNL_USD.labels(book).set(eng.dual.pnl(book).net_usd if on else 0.0)
+
     def on_batch_end(self, out: Outbox) -> None:
+        self._export_books()
         if out.dead:  # inputs that failed: the failures breaker counts them
             self.engine.on_failure(len(out.dead))
             self._dirty = True
