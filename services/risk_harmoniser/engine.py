@@ -36,6 +36,7 @@ import math
 from dataclasses import dataclass
 
 from services.calibration.conformal import pessimistic_edge_bps
+from services.calibration.governor import for_book
 from services.calibration.thresholds import level_of, reason_code
 from services.risk_harmoniser import breakers as brk
 from services.risk_harmoniser import exits as ex
@@ -172,6 +173,9 @@ class RiskEngine:
         self.dual = DualBooks(p.equity_usd, p.dual_mode.caps)
         self.router = HybridGateRouter(p.dual_mode)
         self.order_book: dict[str, str] = {}
+        # seed 002's win-rate governors, fed by each book's closed round trips
+        self.governors = {b: for_book(b) for b in BOOKS}
+        self.book_trip_usd: dict[tuple[str, str], float] = {}  # (book, symbol) -> PnL so far
 
     def configure(self, p: RiskParams) -> None:
         """A new config: limits apply at once; learned state (book, covariance) stays,
@@ -181,7 +185,10 @@ class RiskEngine:
         self.dual.caps = p.dual_mode.caps
         if p.equity_usd != old.equity_usd:  # as a restart with it would start
             self.dual.equity_usd = p.equity_usd
+        thresholds = self.router.meta_thresholds
         self.router = HybridGateRouter(p.dual_mode, self.router.stats)
+        if p.dual_mode.governor:
+            self.router.meta_thresholds = thresholds
         # A new equity_usd moves the equity by the change: the breakers' references move
         # with it (a reload that lowers the capital is no loss).
         shift_usd = p.equity_usd - self.portfolio.starting_equity_usd
@@ -432,7 +439,7 @@ class RiskEngine:
         (the runner: a position opened from flat without a book cannot happen)."""
         book = self.order_book.get(order_id)
         if book is not None:
-            self.dual.on_fill(book, symbol, signed_qty, price, fee_usd)
+            self._dual_fill(book, symbol, signed_qty, price, fee_usd)
             return
         held = [
             (b, h.qty)
@@ -444,10 +451,32 @@ class RiskEngine:
         for b, q in held:
             part = signed_qty * abs(q) / total
             part = math.copysign(min(abs(part), abs(q)), part)
-            self.dual.on_fill(b, symbol, part, price, fee_usd * part / signed_qty)
+            self._dual_fill(b, symbol, part, price, fee_usd * part / signed_qty)
             left -= part
         if abs(left) > 1e-12 * max(1.0, abs(signed_qty)):
-            self.dual.on_fill("runner", symbol, left, price, fee_usd * left / signed_qty)
+            self._dual_fill("runner", symbol, left, price, fee_usd * left / signed_qty)
+
+    def _dual_fill(
+        self, book: str, symbol: str, signed_qty: float, price: float, fee_usd: float
+    ) -> None:
+        """One book's fill; a round trip of the book that closes (back to flat or through
+        zero) is one outcome for its win-rate governor, which moves the book's meta-label
+        threshold (seed 002)."""
+        h = self.dual.holdings[book].get(symbol)  # type: ignore[index]
+        q0 = h.qty if h is not None else 0.0
+        realised = self.dual.on_fill(book, symbol, signed_qty, price, fee_usd)
+        q1 = self.dual.holdings[book][symbol].qty  # type: ignore[index]
+        key = (book, symbol)
+        pnl = self.book_trip_usd.get(key, 0.0) + realised - fee_usd
+        if q0 != 0.0 and (q1 == 0.0 or (q1 > 0) != (q0 > 0)):
+            if self.p.dual_mode.governor and abs(pnl) > brk.BREAK_EVEN_USD:
+                gov = self.governors[book]  # type: ignore[index]
+                self.router.meta_thresholds[book] = gov.update(pnl > 0.0)
+            pnl = 0.0
+        if q1 == 0.0:
+            self.book_trip_usd.pop(key, None)
+        else:
+            self.book_trip_usd[key] = pnl
 
     def on_rejection(self, order_id: str) -> bool:
         self.order_horizon.pop(order_id, None)

@@ -108,11 +108,13 @@ def gate_failure(
     pessimistic_edge_bps: float | None,
     meta_p: float,
     adverse: bool,
+    meta_min: float | None = None,
 ) -> str | None:
-    """The first gate of ``profile`` the trade fails (None: it passes all)."""
+    """The first gate of ``profile`` the trade fails (None: it passes all); ``meta_min``
+    replaces the profile's meta-label threshold (a governor's)."""
     if not abs(edge_bps) - cost_bps > profile.cost_buffer_bps:
         return "cost_buffer"
-    if not meta_p >= profile.meta_label_min:
+    if not meta_p >= (profile.meta_label_min if meta_min is None else meta_min):
         return "meta_label"
     if (
         profile.conformal
@@ -156,6 +158,8 @@ class HybridGateRouter:
     def __init__(self, config: DualModeConfig, stats: RoutingStats | None = None) -> None:
         self.config = config
         self.stats = stats if stats is not None else RoutingStats()
+        # book -> a meta-label threshold replacing its profile's (the win-rate governor's)
+        self.meta_thresholds: dict[str, float] = {}
 
     def route(
         self,
@@ -203,7 +207,13 @@ class HybridGateRouter:
                 failures.append(f"{book}:asset_profile")
                 continue
             why = gate_failure(
-                self.config.profile(book), edge_bps, cost_bps, pessimistic_edge_bps, meta_p, adverse
+                self.config.profile(book),
+                edge_bps,
+                cost_bps,
+                pessimistic_edge_bps,
+                meta_p,
+                adverse,
+                self.meta_thresholds.get(book),
             )
             if why is None:
                 if failures:

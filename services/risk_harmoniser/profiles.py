@@ -175,6 +175,9 @@ class DualModeConfig(Frozen):
     runner: GateProfile = RUNNER
     assets: dict[str, AssetProfile] = Field(default_factory=default_assets)
     modes: ModeParams = ModeParams()
+    # seed 002's win-rate governors (services/calibration/governor.py): each book's
+    # meta-label threshold moved toward its target win rate (scalp 72 %, runner 95 %)
+    governor: bool = True
 
     @model_validator(mode="after")
     def _profiles_named(self) -> DualModeConfig:

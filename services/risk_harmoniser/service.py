@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import orjson
 from prometheus_client import Gauge
 
+from services.calibration.governor import WinRateGovernor
 from services.execution.store import POSITIONS_KEY
 from services.risk_harmoniser import exits as ex
 from services.risk_harmoniser.books import DualBooks
@@ -289,7 +290,13 @@ class RiskHarmoniser(Service[RiskParams]):
             "day": eng.board.day,
             "day_start_equity_usd": eng.board.day_start_equity_usd,
             "breakers": eng.board.to_dict(),
-            "dual": {"books": eng.dual.to_dict(), "order_book": eng.order_book},
+            "dual": {
+                "books": eng.dual.to_dict(),
+                "order_book": eng.order_book,
+                "governors": {b: g.to_dict() for b, g in eng.governors.items()},
+                "thresholds": eng.router.meta_thresholds,
+                "trips": [[b, s, v] for (b, s), v in eng.book_trip_usd.items()],
+            },
             "exits": {
                 "opened": {s: [o.ts_ns, o.horizon, o.horizon_s] for s, o in eng.opened.items()},
                 "trip_pnl_usd": eng.trip_pnl_usd,
@@ -313,6 +320,13 @@ class RiskHarmoniser(Service[RiskParams]):
             eng.dual = DualBooks.from_dict(dual["books"])
             eng.dual.caps = self.config.dual_mode.caps
             eng.order_book = {str(k): str(v) for k, v in dual.get("order_book", {}).items()}
+            for b, g in dual.get("governors", {}).items():
+                if b in eng.governors:
+                    eng.governors[b] = WinRateGovernor.from_dict(g)
+            eng.router.meta_thresholds = {
+                str(b): float(t) for b, t in dual.get("thresholds", {}).items()
+            }
+            eng.book_trip_usd = {(str(b), str(s)): float(v) for b, s, v in dual.get("trips", [])}
         e = doc.get("exits", {})
         eng.opened = {
             str(s): ex.Opened(int(ts), str(h), float(hs))

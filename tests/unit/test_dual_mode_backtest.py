@@ -63,3 +63,22 @@ def test_the_books_pnl_sums_to_the_desks(run: Any) -> None:
     assert total.fees_usd == pytest.approx(desk_fees, abs=1e-9)
     per_book = sum(eng.dual.pnl(b).net_usd for b in BOOKS)
     assert per_book == pytest.approx(total.net_usd, abs=1e-9)
+
+
+def test_the_governors_move_each_books_threshold_from_its_closed_trips(run: Any) -> None:
+    eng, _, _ = run
+    moved = eng.router.meta_thresholds
+    assert moved, "no book closed a round trip"
+    for book, threshold in moved.items():
+        gov = eng.governors[book]
+        assert gov.threshold == threshold and 0.40 <= threshold <= 0.95
+    # the state a restart reads back
+    from services.risk_harmoniser.service import RiskHarmoniser
+
+    svc = RiskHarmoniser(eng.p)
+    svc.engine = eng
+    doc = svc._dump()
+    again = RiskHarmoniser(eng.p)
+    again._load(doc, [])
+    assert again.engine.router.meta_thresholds == moved
+    assert again.engine.dual.total() == eng.dual.total()
