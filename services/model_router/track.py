@@ -28,12 +28,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.model_router.consensus import _sign
+
 DAY_NS = 86_400 * 10**9
 MAX_DAYS = 400  # daily PnLs kept per model (a year and a bit)
-
-
-def _sign(x: float) -> float:
-    return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
 
 
 @dataclass(slots=True)
