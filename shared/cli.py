@@ -1,5 +1,5 @@
 """`edgebus start | run SERVICE | replay FILE | status | redis-cli ARGS | calibrate ARGS
-| daily ARGS | backtest ARGS | validate TEST ARGS`.
+| calibrate-gates ARGS | daily ARGS | backtest ARGS | validate TEST ARGS`.
 
 All honour $REDIS_URL; without it, they find the stack that `edgebus start` runs through
 `.run/stack.json` (shared.stackfile).
@@ -39,6 +39,10 @@ PASSTHROUGH: dict[str, tuple[str, str]] = {
     "calibrate": (
         "services.calibration.cli",
         "confidence calibration: ECE, MCE, Brier and the bucket table (JSON on stdout)",
+    ),
+    "calibrate-gates": (
+        "services.calibration.gates_cli",
+        "gate calibration by grid search over backtests, in-sample and out-of-sample win rates",
     ),
 }
 

@@ -117,3 +117,11 @@ def test_cli_rejects_bad_keys_and_values(capsys: pytest.CaptureFixture[str]) -> 
     with pytest.raises(SystemExit) as exc:
         gates_cli.main(["--train-frac", "1.5"])
     assert exc.value.code == 2
+
+
+def test_through_edgebus_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    from shared import cli
+
+    assert "calibrate-gates" in cli.PASSTHROUGH
+    assert cli.main(["calibrate-gates", "--ticks", "10", "--grid", "costs.nope=1"]) == 1
+    assert "unknown key" in capsys.readouterr().err
