@@ -73,6 +73,13 @@ class Tick(Message):
     venue: str = "synthetic"
     # Comma-separated data-quality flags of this quote ("" when clean), as on Features.
     quality: str = ""
+    # The aggregated print since the symbol's previous quote (docs/feature_bus.md
+    # "Prints"): None when the source gives no prints (omitted on the wire, so entries
+    # of sources without prints are unchanged); qty 0 = no trade in the interval.
+    trade_qty: float | None = Field(default=None, ge=0)
+    trade_side: int | None = Field(default=None, ge=-1, le=1)  # +1 buyer-, -1 seller-initiated
+    trade_price: float | None = Field(default=None, gt=0)
+    trade_count: int | None = Field(default=None, ge=0)
 
 
 class RawQuote(Message):
@@ -101,6 +108,12 @@ class RawQuote(Message):
     session: str = ""  # one replay run or one connection; per-symbol state is per session
     recv_ts_ns: int = Field(default=0, ge=0, le=MAX_NS)  # 0 = historic data, no staleness
     line: int = 0  # line (CSV) or row (Parquet) number in a replayed file
+    # The aggregated print since the previous quote (as on Tick): None = no prints from
+    # this source; the pipeline carries a well-formed one and flags a bad one.
+    trade_qty: float | None = None
+    trade_side: int = 0
+    trade_price: float | None = None
+    trade_count: int = 0
 
 
 class Features(Message):
@@ -130,6 +143,16 @@ class Features(Message):
     source: str = ""
     # Comma-separated data-quality flags ("" when clean), e.g. "stale,gap".
     quality: str = ""
+    # Order flow of the prints (docs/feature_bus.md "Prints"): None while the symbol's
+    # source has given no print, read as 0. Annotated ``float``, not ``float | None``, on
+    # purpose: the codec's flat plan (all floats: the fast encoding of this hot stream)
+    # serves every message with prints, and a message without them (None) takes the
+    # field-by-field path, which omits None, so features of sources without prints keep
+    # their wire bytes. pydantic does not validate defaults; a given value must be a float.
+    # flow_imbalance is in [-1, 1] and trade_rate_per_s >= 0 by construction (features.py).
+    flow_imbalance: float = Field(default=None)  # type: ignore[assignment]
+    trade_rate_per_s: float = Field(default=None)  # type: ignore[assignment]
+    sweep_bps: float = Field(default=None)  # type: ignore[assignment]
 
 
 # A signal's horizon: ``<int><ms|s|m|h|d>``, e.g. ``250ms``, ``30s``, ``1m``, ``4h``.

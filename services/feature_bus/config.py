@@ -51,6 +51,11 @@ class FeatureParams(Frozen):
     adx_bar_s: float = Field(default=0.16, gt=0, le=1e9)
     # Normal volume: the mean over this window; 160 s = the former 2,000 ticks at 80 ms.
     volume_window_s: float = Field(default=160.0, gt=0, le=1e10)
+    # Prints (docs/feature_bus.md "Prints"): the e-folding time of the order-flow
+    # averages (flow_imbalance, trade_rate_per_s) and of a sweep's memory (sweep_bps);
+    # 2 s and 0.8 s = 25 and 10 symbol quotes at 80 ms.
+    flow_window_s: float = Field(default=2.0, gt=0, le=1e9)
+    sweep_window_s: float = Field(default=0.8, gt=0, le=1e9)
     # Regimes.
     trend_adx_min: float = Field(default=25.0, ge=0, le=100)
     range_adx_max: float = Field(default=20.0, ge=0, le=100)
@@ -149,6 +154,9 @@ class FeatureBusConfig(ComponentConfig):
     regime_ticks: int = Field(
         default=300, ge=10, description="mean length of a synthetic regime, per symbol"
     )
+    # One aggregated print per synthetic quote (synthetic.py); off by default so the
+    # shipped md.ticks and features stay what they were (docs/feature_bus.md "Prints").
+    synthetic_prints: bool = False
     symbols: tuple[SymbolSpec, ...] = Field(min_length=1)
     features: FeatureParams = FeatureParams()
     quality: QualityParams = QualityParams()

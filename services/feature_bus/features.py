@@ -21,6 +21,19 @@ Formulas (seed 003 §2 as quoted in issue 3; units in the names):
   source gives one, else its displayed depth bid_size + ask_size (book tickers have no
   trade volume). 1.0 while the mean is 0.
 - regime: see ``classify``.
+- prints (docs/feature_bus.md "Prints"; None until the symbol's source gives a print,
+  then updated on every tick, a tick without a print counting as no trade): with
+  ``w = exp(-dt / flow_window_s)``,
+  flow_imbalance = F / V, F <- w F + side * trade_qty, V <- w V + trade_qty (in [-1, 1],
+  0 while V = 0): the time-decayed signed volume over the decayed volume;
+  trade_rate_per_s = N / T, N <- w N + trade_count, T <- w T + dt_s (0 while T = 0):
+  trades per second of event time, decayed like VarianceRate;
+  sweep_bps = 1e4 * side * trade_qty / depth_hit * exp(-age / sweep_window_s) of the
+  last sweep (a print larger than the displayed depth of the side it hit, the ask for
+  a buyer, the bid for a seller; depth_hit of an empty side counts as trade_qty / 10),
+  age the event time since it; 0 before any sweep. A print of 1.5 x the ask depth
+  reads +15,000 at once, half that after ``sweep_window_s * ln 2``. These feed no
+  other feature, the regime or ``features_hash``.
 - features_hash: blake2b-64 over the feature values (``hash_values``) rounded to 10
   significant digits, so equal features hash equally on every machine.
 """
@@ -138,6 +151,15 @@ class FeatureState:
         "w_short",
         "w_long",
         "w_var",
+        "has_prints",
+        "flow_signed",
+        "flow_total",
+        "trades_n",
+        "trades_s",
+        "k_flow",
+        "k_sweep",
+        "sweep_ratio",
+        "sweep_ts_ns",
     )
 
     def __init__(self, p: FeatureParams) -> None:
@@ -161,6 +183,14 @@ class FeatureState:
         # The decays of the last dt, reused while quotes keep their spacing.
         self.dt_ns = -1
         self.w_short = self.w_long = self.w_var = 0.0
+        # Prints: decayed signed and total volume, trade count and elapsed seconds; the
+        # last sweep (signed multiple of the depth it took) and its event time.
+        self.has_prints = False
+        self.flow_signed = self.flow_total = self.trades_n = self.trades_s = 0.0
+        self.k_flow = 1.0 / (p.flow_window_s * NS_PER_S)
+        self.k_sweep = 1.0 / (p.sweep_window_s * NS_PER_S)
+        self.sweep_ratio = 0.0
+        self.sweep_ts_ns = 0
 
     def update(self, tick: Tick, quality: str = "", source: str = "") -> Features:
         p = self.p
@@ -226,7 +256,12 @@ class FeatureState:
             trend_bps,
         )
         plus_di, minus_di = self.adx.plus_di, self.adx.minus_di
-        fields: dict[str, Any] = {  # every field, in Features' order (see Message.trusted)
+        flow: float | None = None
+        rate: float | None = None
+        sweep: float | None = None
+        if self.has_prints or tick.trade_qty is not None:
+            flow, rate, sweep = self._flow(tick, dt_ns)
+        fields: dict[str, Any] = {  # in Features' order (see Message.trusted)
             "v": SCHEMA_VERSION,
             "trace_ts_ns": tick.trace_ts_ns,
             "symbol": tick.symbol,
@@ -252,6 +287,10 @@ class FeatureState:
             "source": source,
             "quality": quality,
         }
+        if flow is not None:  # the last fields; without prints they keep their default
+            fields["flow_imbalance"] = flow
+            fields["trade_rate_per_s"] = rate
+            fields["sweep_bps"] = sweep
         # Validation would only confirm what holds here: every value computed above is a
         # float, finite for finite inputs; the checks below cover what the inputs could
         # break (a huge or non-finite value, an int from an unvalidated tick).
@@ -265,9 +304,33 @@ class FeatureState:
             and type(source) is str
             and type(quality) is str
             and valid_ids(tick.trace_ts_ns, tick.symbol, tick.ts_ns)
+            and (flow is None or math.isfinite(flow + rate + sweep))  # type: ignore[operator]
         ):
             return Features.trusted(fields)
         return Features(**fields)
+
+    def _flow(self, tick: Tick, dt_ns: int) -> tuple[float, float, float]:
+        """(flow_imbalance, trade_rate_per_s, sweep_bps) after this tick's print (module
+        docstring); a tick without one is a quiet interval."""
+        self.has_prints = True
+        qty = tick.trade_qty or 0.0
+        side = tick.trade_side or 0
+        w = math.exp(-dt_ns * self.k_flow)
+        signed = self.flow_signed = w * self.flow_signed + side * qty
+        total = self.flow_total = w * self.flow_total + qty
+        n = self.trades_n = w * self.trades_n + (tick.trade_count or 0)
+        elapsed = self.trades_s = w * self.trades_s + dt_ns / NS_PER_S
+        flow = max(-1.0, min(1.0, signed / total)) if total > 0.0 else 0.0
+        rate = n / elapsed if elapsed > 0.0 else 0.0
+        if side and qty > 0.0:
+            hit = tick.ask_size if side > 0 else tick.bid_size
+            if qty > hit:
+                self.sweep_ratio = side * qty / (hit if hit > 0.0 else qty / 10.0)
+                self.sweep_ts_ns = tick.ts_ns
+        if self.sweep_ratio == 0.0:
+            return flow, rate, 0.0
+        age_ns = max(0, tick.ts_ns - self.sweep_ts_ns)
+        return flow, rate, 1e4 * self.sweep_ratio * math.exp(-age_ns * self.k_sweep)
 
 
 # What validation checks of the fields every Tick and Features carry, derived from the

@@ -10,6 +10,11 @@ rather than tripping the out-of-order check; the number of such states is capped
 synthetic market and the websocket feed stamp their quotes; a quote that arrives
 unstamped (``edgebus replay`` writes none on md.raw) is stamped here, when feature_bus
 takes it in. It never enters a feature or a quality decision.
+
+Prints (``trade_*`` of the quote, docs/feature_bus.md "Prints") are carried to the Tick
+when well-formed: qty finite and >= 0, side -1, 0 or +1, count an int >= 0, price
+finite and > 0 (or None); a trade with no price takes the touch it hit. A malformed print
+is dropped and the tick flagged ``bad_print`` (the quote itself is still good).
 """
 
 from __future__ import annotations
@@ -79,6 +84,17 @@ class QuotePipeline:
             return Outcome(reason=verdict.reason)
         state = track.features
         quality = verdict.quality
+        trade_qty = q.trade_qty
+        trade_side: int | None = None
+        trade_price: float | None = None
+        trade_count: int | None = None
+        if trade_qty is not None:
+            carried = print_of(q)
+            if carried is None:
+                trade_qty = None
+                quality = f"{quality},bad_print" if quality else "bad_print"
+            else:
+                trade_qty, trade_side, trade_price, trade_count = carried
         last_price, volume = q.last, q.volume
         fields: dict[str, Any] = {  # every field, in Tick's order (see Message.trusted)
             "v": SCHEMA_VERSION,
@@ -96,6 +112,10 @@ class QuotePipeline:
             "low": q.low,
             "venue": q.source,
             "quality": quality,
+            "trade_qty": trade_qty,
+            "trade_side": trade_side,
+            "trade_price": trade_price,
+            "trade_count": trade_count,
         }
         # The gate has checked prices and sizes (finite, positive, not negative): what
         # is left for validation to check is checked here; anything odd is validated.
@@ -125,3 +145,25 @@ class QuotePipeline:
                     )
         feats = state.update(tick, quality=quality, source=q.source)
         return Outcome(tick=tick, features=feats, flags=verdict.flags)
+
+
+def print_of(q: RawQuote) -> tuple[float, int, float | None, int] | None:
+    """The quote's print as (qty, side, price, count), well-typed, or None when any part
+    is malformed (module docstring)."""
+    qty, side, price, count = q.trade_qty, q.trade_side, q.trade_price, q.trade_count
+    try:
+        qty = float(qty)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if not (0.0 <= qty < _INF) or type(side) is not int or side not in (-1, 0, 1):
+        return None
+    if type(count) is not int or count < 0:
+        return None
+    if price is not None:
+        if type(price) is not float or not (0.0 < price < _INF):
+            return None
+    elif qty > 0 and side != 0:
+        price = q.ask if side > 0 else q.bid
+    if qty == 0.0:
+        return 0.0, 0, None, count
+    return qty, side, price, count

@@ -8,6 +8,11 @@ volume on each side, ``volume`` carried as traded volume, and the bar's ``open``
 ``high`` and ``low`` carried along (the features use them: ADX on the true range).
 ``trace_ts_ns`` is left 0: feature_bus stamps it when it takes the quote in.
 
+Optional print columns (docs/feature_bus.md "Prints"), either kind: ``trade_qty`` (the
+volume traded since the previous row, >= 0), ``trade_side`` (+1 buyer-initiated, -1
+seller, 0 none), ``trade_price`` (> 0; empty = the touch it hit). A row with an empty
+``trade_qty`` has no print; a value that does not parse is a ``RowError`` of its line.
+
 Readers stream (CSV row by row, Parquet batch by batch), so memory does not grow with
 the file. Every row problem raises ``RowError`` whose text is what the user sees next to
 the line number.
@@ -134,6 +139,7 @@ def row_to_quote(
     problem = static_problem(bid, ask, bid_size, ask_size)
     if problem:
         raise RowError(problem)
+    trade_qty, trade_side, trade_price = _print(row)
     return RawQuote(
         trace_ts_ns=0,
         symbol=symbol,
@@ -149,7 +155,39 @@ def row_to_quote(
         source="replay",
         session=session,
         line=line,
+        trade_qty=trade_qty,
+        trade_side=trade_side,
+        trade_price=trade_price,
+        trade_count=1 if trade_qty else 0,  # a file's row is one print (or none)
     )
+
+
+def _blank(raw: Any) -> bool:
+    return raw is None or (isinstance(raw, str) and not raw.strip())
+
+
+def _print(row: Mapping[str, Any]) -> tuple[float | None, int, float | None]:
+    """(trade_qty, trade_side, trade_price) of the optional print columns."""
+    if _blank(row.get("trade_qty")):
+        return None, 0, None
+    qty = _number(row, "trade_qty")
+    if not (0.0 <= qty < math.inf):
+        raise RowError(f"trade_qty: {qty} is not a finite volume >= 0")
+    raw_side = row.get("trade_side")
+    side = 0
+    if not _blank(raw_side):
+        value = _number(row, "trade_side")
+        if value not in (-1.0, 0.0, 1.0):
+            raise RowError(f"trade_side: {str(raw_side)[:40]!r} is not -1, 0 or 1")
+        side = int(value)
+    if qty > 0 and side == 0:
+        raise RowError("trade_side: a print of trade_qty > 0 needs side -1 or 1")
+    price: float | None = None
+    if not _blank(row.get("trade_price")):
+        price = _number(row, "trade_price")
+        if not (0.0 < price < math.inf):
+            raise RowError(f"trade_price: {price} is not a finite price > 0")
+    return qty, side, price
 
 
 def read_rows(

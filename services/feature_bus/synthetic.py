@@ -21,6 +21,22 @@ generator, so every downstream path (seed 003 §2 regimes) gets exercised:
 
 Book imbalance is persistent (AR(1)) and drift follows it a little, so order-book
 pressure carries information as in a real book.
+
+Prints (``synthetic_prints: true``; off by default, which keeps md.ticks and features
+byte-identical to the market without them): one aggregated print per quote, the
+trades since the symbol's previous quote, all of one aggressor. They are drawn from a
+generator of their own per symbol (``random.Random(f"prints:{seed ^ 0x5EED}:{symbol}")``),
+never from the quote generator, so the quotes are the same with and without prints:
+
+- trade count ~ Poisson(3 x the regime's volume multiplier): 12 in a panic, 0.3 illiquid;
+- aggressor: buyer with ``p = clip(0.5 + 0.3 imbalance + 0.15 drift, 0.05, 0.95)``,
+  ``drift`` the regime's drift in sigmas (trend +-0.6, panic -0.4, else 0), so the tape
+  leans the way the book and the trend lean;
+- size: each trade lognormal, ``0.01 * mean_size * depth_mult * exp(N(0, 0.8))``
+  (``depth_mult`` the regime's depth multiplier: trades scale with the book), summed;
+- sweep: with probability 2 % (6 % in a panic) the print also takes 1.2 to 3 times the
+  displayed depth of the side it hits (the ask for a buyer, the bid for a seller);
+- price: the touch it hits (ask for a buyer, bid for a seller); None without trades.
 """
 
 from __future__ import annotations
@@ -51,10 +67,18 @@ class SymbolWalk:
         "direction",
         "anchor",
         "mean_ticks",
+        "prints",
     )
 
-    def __init__(self, spec: SymbolSpec, rng: random.Random, mean_ticks: int) -> None:
+    def __init__(
+        self,
+        spec: SymbolSpec,
+        rng: random.Random,
+        mean_ticks: int,
+        prints: random.Random | None = None,
+    ) -> None:
         self.spec = spec
+        self.prints = prints  # the print generator; None: this market gives no prints
         self.mid = spec.start_price
         self.imbalance = 0.0
         self.rng = rng
@@ -102,6 +126,19 @@ class SymbolWalk:
         self.imbalance = max(-0.95, min(0.95, self.imbalance))
         spread = self.mid * s.spread_bps * spread_mult / 1e4 * rng.lognormvariate(0.0, 0.25)
         depth = depth_mult * s.mean_size * (rng.expovariate(1.0) * 2 + 1e-3)
+        bid = round(self.mid - spread / 2, 8)
+        ask = round(self.mid + spread / 2, 8)
+        bid_size = round(depth * (1 + self.imbalance) / 2, 6)
+        ask_size = round(depth * (1 - self.imbalance) / 2, 6)
+        trade_qty: float | None = None
+        trade_side, trade_price, trade_count = 0, None, 0
+        if self.prints is not None:
+            drift = (
+                0.6 * self.direction if regime == "trend" else -0.4 if regime == "panic" else 0.0
+            )
+            trade_qty, trade_side, trade_price, trade_count = self._print(
+                volume_mult, depth_mult, drift, bid, ask, bid_size, ask_size, regime == "panic"
+            )
         # Built, not validated: every value is computed here, finite and of its type.
         return RawQuote.trusted(
             {  # every field, in RawQuote's order (see Message.trusted)
@@ -109,10 +146,10 @@ class SymbolWalk:
                 "trace_ts_ns": trace_ts_ns,
                 "symbol": s.symbol,
                 "ts_ns": ts_ns,
-                "bid": round(self.mid - spread / 2, 8),
-                "ask": round(self.mid + spread / 2, 8),
-                "bid_size": round(depth * (1 + self.imbalance) / 2, 6),
-                "ask_size": round(depth * (1 - self.imbalance) / 2, 6),
+                "bid": bid,
+                "ask": ask,
+                "bid_size": bid_size,
+                "ask_size": ask_size,
                 "last": None,
                 "volume": round(volume_mult * rng.expovariate(1.0 / s.mean_size), 6),
                 "open": None,
@@ -122,8 +159,47 @@ class SymbolWalk:
                 "session": session,
                 "recv_ts_ns": ts_ns,
                 "line": 0,
+                "trade_qty": trade_qty,
+                "trade_side": trade_side,
+                "trade_price": trade_price,
+                "trade_count": trade_count,
             }
         )
+
+    def _print(
+        self,
+        volume_mult: float,
+        depth_mult: float,
+        drift: float,
+        bid: float,
+        ask: float,
+        bid_size: float,
+        ask_size: float,
+        panic: bool,
+    ) -> tuple[float, int, float | None, int]:
+        """(qty, side, price, count) of the trades since the previous quote (module
+        docstring), from the print generator only."""
+        rng = self.prints
+        assert rng is not None
+        count = poisson(rng, 3.0 * volume_mult)
+        if count == 0:
+            return 0.0, 0, None, 0
+        p_buy = max(0.05, min(0.95, 0.5 + 0.3 * self.imbalance + 0.15 * drift))
+        side = 1 if rng.random() < p_buy else -1
+        unit = 0.01 * self.spec.mean_size * depth_mult  # trades scale with the book
+        qty = sum(unit * rng.lognormvariate(0.0, 0.8) for _ in range(count))
+        if rng.random() < (0.06 if panic else 0.02):
+            qty += (ask_size if side > 0 else bid_size) * rng.uniform(1.2, 3.0)
+        return round(qty, 6), side, ask if side > 0 else bid, count
+
+
+def poisson(rng: random.Random, lam: float) -> int:
+    """A Poisson(lam) draw by Knuth's product of uniforms (lam is small here)."""
+    limit, k, p = math.exp(-lam), 0, rng.random()
+    while p > limit:
+        k += 1
+        p *= rng.random()
+    return k
 
 
 class SyntheticMarket:
@@ -132,7 +208,15 @@ class SyntheticMarket:
     def __init__(self, cfg: FeatureBusConfig, start_ts_ns: int | None = None) -> None:
         rng = random.Random(cfg.seed)
         self.walks = [
-            SymbolWalk(spec, random.Random(rng.getrandbits(64)), cfg.regime_ticks)
+            SymbolWalk(
+                spec,
+                random.Random(rng.getrandbits(64)),
+                cfg.regime_ticks,
+                # Its own generator: drawing prints never moves the quotes' draws.
+                random.Random(f"prints:{cfg.seed ^ 0x5EED}:{spec.symbol}")
+                if cfg.synthetic_prints
+                else None,
+            )
             for spec in cfg.symbols
         ]
         self._i = 0

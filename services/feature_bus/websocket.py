@@ -8,6 +8,10 @@ streams wrap it as ``{"stream": "bnbusdt@bookTicker", "data": {...}}``. We subsc
 with ``{"method": "SUBSCRIBE", "params": ["btcusdt@bookTicker", ...], "id": 1}``; the
 answer ``{"result": null, "id": 1}`` is not a quote.
 
+The book ticker carries no trades, so this feed yields no prints: its quotes leave
+``trade_qty`` None and the print features stay None (docs/feature_bus.md "Prints";
+trades would need the ``<symbol>@aggTrade`` stream, which is not subscribed).
+
 ``BookTickerFeed.events()`` yields quotes, bad frames (with the reason) and connection
 changes forever: it reconnects with exponential backoff (initial doubling to max, with
 up to 25 % jitter; reset after a good quote), and treats ``stale_s`` without any frame
