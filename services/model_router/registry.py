@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.model_router.engines import BreakoutEngine, RangeEngine, TrendEngine
+from services.model_router.flow_engines import LeaderEngine, SweepEngine, TapeEngine
 from services.model_router.meta_learner import LogisticMetaLearner
 from services.model_router.models import (
     AlphaModel,
@@ -39,6 +40,9 @@ CATALOGUE: dict[str, type[Any]] = {
         TrendEngine,
         RangeEngine,
         BreakoutEngine,
+        TapeEngine,
+        SweepEngine,
+        LeaderEngine,
         RandomBaseline,
     )
 }
