@@ -128,7 +128,13 @@ class WebsocketParams(Frozen):
 
 class FeatureBusConfig(ComponentConfig):
     # The synthetic market's event clock is set once (a reload must not move event time).
-    RESTART_ONLY: ClassVar[tuple[str, ...]] = ("start_ts_ns", "nominal_ticks_per_s")
+    # Whether the market prints is fixed when it is made, too (its walks are built with
+    # or without a print generator).
+    RESTART_ONLY: ClassVar[tuple[str, ...]] = (
+        "start_ts_ns",
+        "nominal_ticks_per_s",
+        "synthetic_prints",
+    )
 
     # synthetic: the built-in market; websocket: the live feed below; replay: only what
     # arrives on md.raw (``edgebus replay``). md.raw is consumed in every mode.
@@ -156,6 +162,7 @@ class FeatureBusConfig(ComponentConfig):
     )
     # One aggregated print per synthetic quote (synthetic.py); off by default so the
     # shipped md.ticks and features stay what they were (docs/feature_bus.md "Prints").
+    # Restart-only: a reload does not rebuild the market for it.
     synthetic_prints: bool = False
     symbols: tuple[SymbolSpec, ...] = Field(min_length=1)
     features: FeatureParams = FeatureParams()
