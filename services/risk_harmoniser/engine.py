@@ -36,6 +36,7 @@ import math
 from dataclasses import dataclass
 
 from services.calibration.conformal import pessimistic_edge_bps
+from services.calibration.counterfactuals import GateCounterfactuals
 from services.calibration.governor import for_book
 from services.calibration.thresholds import level_of, reason_code
 from services.risk_harmoniser import breakers as brk
@@ -131,6 +132,11 @@ class Decision:
     book: str = ""  # the dual-mode book of an order ("scalp", "runner"; "" without)
 
 
+# The gates whose refusals are counterfactuals (a new position's, on an edge above costs
+# or a confidence level): the reason's first part
+COUNTERFACTUAL_GATES = frozenset(
+    {"confidence", "conformal", "dual", "slippage_too_high", "data_quality", "stale_data"}
+)
 MAX_ORDER_BOOKS = 100_000  # order id -> book, bounded (the oldest go)
 
 
@@ -173,6 +179,10 @@ class RiskEngine:
         self.dual = DualBooks(p.equity_usd, p.dual_mode.caps)
         self.router = HybridGateRouter(p.dual_mode)
         self.order_book: dict[str, str] = {}
+        # seed 002's gate counterfactuals: the new positions gates refused, and what they
+        # would have made one hold (costs.default_hold_s) later, gross of costs
+        self.counterfactuals = GateCounterfactuals(horizon_ns=int(p.costs.default_hold_s * 1e9))
+        self._full_usd = 0.0
         # seed 002's win-rate governors, fed by each book's closed round trips
         self.governors = {b: for_book(b) for b in BOOKS}
         self.book_trip_usd: dict[tuple[str, str], float] = {}  # (book, symbol) -> PnL so far
@@ -183,6 +193,7 @@ class RiskEngine:
         old = self.p
         self.p = p
         self.dual.caps = p.dual_mode.caps
+        self.counterfactuals.horizon_ns = int(p.costs.default_hold_s * 1e9)
         if p.equity_usd != old.equity_usd:  # as a restart with it would start
             self.dual.equity_usd = p.equity_usd
         thresholds = self.router.meta_thresholds
@@ -258,6 +269,8 @@ class RiskEngine:
         if volume:
             q.volume_acc_usd += volume * mid
         self.portfolio.marks[symbol] = mid
+        if self.counterfactuals.pending:
+            self.counterfactuals.mark(symbol, ts_ns, mid)
         if ts_ns > self.now_ns:
             self.now_ns = ts_ns
         # A covariance sample closes once every mark of its event time is in (the first
@@ -590,7 +603,26 @@ class RiskEngine:
     # ---- the decision --------------------------------------------------------------------
 
     def on_signal(self, sig: Signal, state: TradingState) -> Decision | None:
-        """The decision for one signal; None for a shadow signal (not ours to act on)."""
+        """The decision for one signal; None for a shadow signal (not ours to act on).
+        A new position a gate refused is a counterfactual (seed 002): what it would have
+        made is measured at the marks that follow (``counterfactuals``)."""
+        self._full_usd = 0.0
+        d = self._on_signal(sig, state)
+        if (
+            d is not None
+            and d.action == "reject"
+            and self._full_usd > 0.0
+            and d.reason.split(":", 1)[0] in COUNTERFACTUAL_GATES
+            and sig.mid is not None
+        ):
+            gate = d.reason.split(":", 2)
+            name = ":".join(gate[:2]) if gate[0] in ("confidence", "dual") else gate[0]
+            self.counterfactuals.record_blocked(
+                name, sig.ts_ns, sig.symbol, 1 if d.edge_bps >= 0 else -1, self._full_usd, sig.mid
+            )
+        return d
+
+    def _on_signal(self, sig: Signal, state: TradingState) -> Decision | None:
         if sig.shadow:
             return None
         i = self._index(sig.symbol)
@@ -667,7 +699,7 @@ class RiskEngine:
             p.sizing.kelly_prior_win_loss,
             p.sizing.kelly_prior_trades,
         )
-        full_usd = full_size_usd(
+        full_usd = self._full_usd = full_size_usd(
             equity, p.sizing.target_vol_pct, sigma, p.sizing.kelly_fraction, f_kelly
         )
         # The day's volume (seed 001 §6): the traded-USD rate over a day (0 until a

@@ -59,6 +59,14 @@ BOOK_PNL_USD = Gauge(
 )
 
 
+GATE_VALUE_USD = Gauge(
+    "risk_gate_value_usd",
+    "Gate counterfactuals (seed 002): losses the gate's refusals avoided (saved) and gains "
+    "they forwent (missed), one hold after each refusal",
+    ["gate", "kind"],
+)
+
+
 class RiskHarmoniser(Service[RiskParams]):
     name: ClassVar[str] = "risk_harmoniser"
     # Event-time order at equal times: what execution did, then the market, then the
@@ -263,6 +271,9 @@ class RiskHarmoniser(Service[RiskParams]):
         for book in BOOKS:
             BOOK_HEAT.labels(book).set(eng.dual.heat(book) if on else 0.0)
             BOOK_PNL_USD.labels(book).set(eng.dual.pnl(book).net_usd if on else 0.0)
+        for gate, value in eng.counterfactuals.gates.items():
+            GATE_VALUE_USD.labels(gate, "saved").set(value.saved_usd)
+            GATE_VALUE_USD.labels(gate, "missed").set(value.missed_usd)
 
     def on_batch_end(self, out: Outbox) -> None:
         self._export_books()
@@ -342,8 +353,14 @@ class RiskHarmoniser(Service[RiskParams]):
             if self.config.dual_mode.enabled
             else None
         )
+        cf = eng.counterfactuals
         return {
             "dual_mode": dual,
+            "counterfactuals": {
+                "gates": cf.summary(),
+                "suggestions": {g: cf.suggest(g) for g in cf.gates},
+                "pending": cf.pending,
+            },
             "orders_sent": self.orders_sent,
             "decisions": dict(self.decisions),
             "equity_usd": round(eng.portfolio.equity_usd(), 2),

@@ -148,3 +148,21 @@ def test_the_runner_gate_opens_only_when_the_pessimistic_edge_beats_costs() -> N
     assert tight is not None and tight.action == "order"
     off = _engine().on_signal(sig(-20.0, 220.0), ACTIVE)  # off by default
     assert off is not None and off.action == "order"
+
+
+def test_a_refused_new_position_is_a_counterfactual_resolved_one_hold_later() -> None:
+    eng = _engine()
+    d = eng.on_signal(_sig(0.05), ACTIVE)  # LOW: refused
+    assert d is not None and d.reason == "confidence:LOW"
+    assert eng.counterfactuals.pending == 1
+    hold_ns = int(eng.p.costs.default_hold_s * 1e9)
+    # the market goes up 1 %: the refused long would have made money (missed)
+    eng.on_tick("BTC-USD", 65_649.0, 65_651.0, 3.0, 3.0, 1.0, T0 + hold_ns, ACTIVE)
+    v = eng.counterfactuals.value("confidence:LOW")
+    assert eng.counterfactuals.pending == 0
+    assert v.blocked == 1 and v.saved_usd == 0.0
+    assert v.missed_usd == pytest.approx(eng._full_usd * 0.01, rel=1e-9)
+    # an order is not a counterfactual; neither is a weak edge below costs
+    eng2 = _engine()
+    assert eng2.on_signal(_sig(0.5), ACTIVE).action == "order"  # type: ignore[union-attr]
+    assert eng2.counterfactuals.pending == 0
