@@ -67,6 +67,16 @@ GATE_VALUE_USD = Gauge(
 )
 
 
+STATIC_GATES = (
+    "confidence:LOW",
+    "confidence:VERY_LOW",
+    "conformal",
+    "slippage_too_high",
+    "data_quality",
+    "stale_data",
+)
+
+
 class RiskHarmoniser(Service[RiskParams]):
     name: ClassVar[str] = "risk_harmoniser"
     # Event-time order at equal times: what execution did, then the market, then the
@@ -89,6 +99,9 @@ class RiskHarmoniser(Service[RiskParams]):
 
     async def on_start(self) -> None:
         self._export_books()
+        for gate in STATIC_GATES:  # present from the start, 0 until a refusal resolves
+            for kind in ("saved", "missed"):
+                GATE_VALUE_USD.labels(gate, kind).set(0.0)
         raw = await self.r.get(STATE_KEY)
         if raw:
             fills: list[str] = await self.r.lrange(FILLS_KEY, 0, -1)  # type: ignore[misc,assignment]
