@@ -134,15 +134,14 @@ class QuotePipeline:
         if verdict.ffill_steps and state.n:
             # Forward-fill (quotes only, never bars): step the state with the previous
             # quote once per missing interval, so the quiet time is the previous
-            # price's, not the next one's.
+            # price's, not the next one's; with no trades in it (its print is not repeated).
             last = state.last_tick
             for k in range(1, verdict.ffill_steps + 1):
                 if last is not None:
-                    state.update(
-                        last.model_copy(
-                            update={"ts_ns": last.ts_ns + k * verdict.ffill_interval_ns}
-                        )
-                    )
+                    update: dict[str, Any] = {"ts_ns": last.ts_ns + k * verdict.ffill_interval_ns}
+                    if last.trade_qty is not None:
+                        update.update(trade_qty=0.0, trade_side=0, trade_price=None, trade_count=0)
+                    state.update(last.model_copy(update=update))
         feats = state.update(tick, quality=quality, source=q.source)
         return Outcome(tick=tick, features=feats, flags=verdict.flags)
 

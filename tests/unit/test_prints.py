@@ -175,3 +175,30 @@ def test_flow_features_leave_the_other_features_alone() -> None:
         b = without.update(tick(k, None))
         fa = a.model_dump(exclude={"flow_imbalance", "trade_rate_per_s", "sweep_bps"})
         assert fa == b.model_dump(exclude={"flow_imbalance", "trade_rate_per_s", "sweep_bps"})
+
+
+def test_a_forward_filled_gap_does_not_repeat_the_print() -> None:
+    """A gap filled with copies of the previous quote: quiet intervals, no trades."""
+    qp = QualityParams(gap_ms=100, gap_factor=1.5, ffill_max_intervals=5)
+    pipe = QuotePipeline(FeatureParams(flow_window_s=5.0), qp)
+    q = RawQuote(symbol="X", ts_ns=T0, bid=99.0, ask=101.0, bid_size=10.0, ask_size=10.0)
+    by_hand = FeatureState(FeatureParams(flow_window_s=5.0))
+    out = None
+    for k in [0, 1, 2, 3, 4, 7]:  # 1 s apart, then a gap of 2 missing quotes
+        side = 1 if k % 2 == 0 else -1
+        quote = q.model_copy(
+            update={
+                "ts_ns": T0 + k * 10**9,
+                "trade_qty": 1.0 + k,
+                "trade_side": side,
+                "trade_count": 1,
+            }
+        )
+        out = pipe.process(quote)
+        if k == 7:
+            for filled in (5, 6):
+                by_hand.update(tick(filled, 0.0, count=0))
+        by_hand_f = by_hand.update(tick(k, 1.0 + k, side=side, count=1))
+    assert out is not None and out.features is not None and "ffill" in out.flags
+    assert math.isclose(out.features.flow_imbalance, by_hand_f.flow_imbalance)
+    assert math.isclose(out.features.trade_rate_per_s, by_hand_f.trade_rate_per_s)
