@@ -30,7 +30,8 @@ Formulas (seed 003 §2 as quoted in issue 3; units in the names):
   trades per second of event time, decayed like VarianceRate;
   sweep_bps = 1e4 * side * trade_qty / depth_hit * exp(-age / sweep_window_s) of the
   last sweep (a print larger than the displayed depth of the side it hit, the ask for
-  a buyer, the bid for a seller; depth_hit of an empty side counts as trade_qty / 10),
+  a buyer, the bid for a seller; the multiple qty / depth_hit capped at 10, an empty
+  side counting as 10),
   age the event time since it; 0 before any sweep. A print of 1.5 x the ask depth
   reads +15,000 at once, half that after ``sweep_window_s * ln 2``. These feed no
   other feature, the regime or ``features_hash``.
@@ -59,6 +60,7 @@ from services.feature_bus.indicators import (
 from shared.messages import SCHEMA_VERSION, Features, Regime, Tick, id_checker
 
 SECONDS_PER_DAY = 86_400.0
+MAX_SWEEP_RATIO = 10.0  # sweep_bps reads at most 1e5: ten times the depth taken
 
 
 def features_hash(values: tuple[float, ...]) -> str:
@@ -325,7 +327,10 @@ class FeatureState:
         if side and qty > 0.0:
             hit = tick.ask_size if side > 0 else tick.bid_size
             if qty > hit:
-                self.sweep_ratio = side * qty / (hit if hit > 0.0 else qty / 10.0)
+                # Capped: a near-empty side would give a ratio of millions.
+                self.sweep_ratio = side * (
+                    min(MAX_SWEEP_RATIO, qty / hit) if hit > 0.0 else MAX_SWEEP_RATIO
+                )
                 self.sweep_ts_ns = tick.ts_ns
         if self.sweep_ratio == 0.0:
             return flow, rate, 0.0

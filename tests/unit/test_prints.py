@@ -202,3 +202,11 @@ def test_a_forward_filled_gap_does_not_repeat_the_print() -> None:
     assert out is not None and out.features is not None and "ffill" in out.flags
     assert math.isclose(out.features.flow_imbalance, by_hand_f.flow_imbalance)
     assert math.isclose(out.features.trade_rate_per_s, by_hand_f.trade_rate_per_s)
+
+
+def test_a_sweep_of_an_empty_side_is_capped_at_ten_depths() -> None:
+    state = FeatureState(FeatureParams())
+    f = state.update(tick(0, 5.0, side=1, count=1, ask_size=0.0))
+    assert f.sweep_bps == 1e5
+    f = state.update(tick(1, 500.0, side=-1, count=1))  # 50 x the bid's 10
+    assert f.sweep_bps == -1e5
