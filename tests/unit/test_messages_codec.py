@@ -198,7 +198,7 @@ def _features_values(**kw: Any) -> dict[str, Any]:
 @MANY
 @given(
     mid=positive,
-    others=st.lists(finite, min_size=15, max_size=15),
+    others=st.lists(finite, min_size=18, max_size=18),
     ts=st.integers(1, 2**63 - 1),
     symbol=st.text(min_size=1, max_size=64),
     quality=st.text(max_size=20),

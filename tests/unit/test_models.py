@@ -139,7 +139,7 @@ def test_donchian_channel_is_exactly_max_and_min_of_the_last_window(
 def test_only_models_that_keep_state_are_observed() -> None:
     """ModelBase.observe does nothing: the router skips it (an override is called)."""
     reg = ModelRegistry()
-    assert {m for m in reg.models if reg.observes(m)} == {"breakout"}
+    assert {m for m in reg.models if reg.observes(m)} == {"breakout", "leader"}
 
     class Counting(BookPressure):
         seen = 0
