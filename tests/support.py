@@ -155,3 +155,59 @@ async def running(svc: S, url: str, timeout_s: float = 10.0) -> AsyncIterator[S]
     finally:
         svc.stop()
         await asyncio.wait_for(task, timeout=10.0)
+
+
+RESEARCH_T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
+MINUTE_NS = 60 * 10**9
+
+
+def research_rules() -> Any:
+    """model_router rules for the research-layer tests: two live seed models (voting
+    unvalidated) and the null model in shadow, one horizon."""
+    from shared.config import validate
+
+    return validate(
+        "model_router",
+        {
+            "bus": {"block_ms": 20, "batch_size": 200},
+            "rules": [
+                {
+                    "pattern": "*",
+                    "horizon": "1m",
+                    "models": [
+                        {"id": "book_pressure", "trade_unvalidated": True},
+                        {"id": "ma_momentum", "trade_unvalidated": True},
+                        {"id": "random_baseline", "shadow": True},
+                    ],
+                }
+            ],
+        },
+    )
+
+
+def minute_features(n: int, seed: int, symbol: str = "BTC-USD") -> list[dict[str, Any]]:
+    """``n`` features entries (fields) of one symbol, one a minute of event time from
+    ``RESEARCH_T0``: a book imbalance (AR(1)) that the mid follows a little."""
+    import random
+
+    rng = random.Random(seed)
+    mid, imb, out = 100.0, 0.0, []
+    for i in range(n):
+        imb = 0.9 * imb + rng.gauss(0, 0.3)
+        mid *= 1 + (0.0002 * imb + rng.gauss(0, 0.0005))
+        out.append(
+            Features(
+                trace_ts_ns=time.time_ns(),
+                symbol=symbol,
+                ts_ns=RESEARCH_T0 + i * MINUTE_NS,
+                mid=mid,
+                spread_bps=1.0,
+                regime="TREND",
+                features_hash=f"h{i}",
+                bid_size=max(0.1, 1.0 + imb),
+                ask_size=max(0.1, 1.0 - imb),
+                ema_short=mid * (1 + 0.001 * imb),
+                ema_long=mid,
+            ).to_fields()
+        )
+    return out

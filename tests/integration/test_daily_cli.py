@@ -10,8 +10,6 @@ config always writes them, so the review changes it)."""
 from __future__ import annotations
 
 import asyncio
-import random
-import time
 from typing import Any, cast
 
 import orjson
@@ -30,12 +28,11 @@ from shared.messages import (
     PARAM_UPDATED,
     SIGNALS,
     ConfigProposal,
-    Features,
     Fill,
     Order,
     Signal,
 )
-from tests.support import caught_up, running, wait_for, watermark
+from tests.support import caught_up, minute_features, research_rules, running, wait_for, watermark
 
 pytestmark = pytest.mark.integration
 
@@ -47,49 +44,13 @@ MODELS = ("book_pressure", "ma_momentum", "random_baseline")
 
 
 def rules() -> RouterRules:
-    cfg = validate(
-        "model_router",
-        {
-            "bus": {"block_ms": 20, "batch_size": 200},
-            "rules": [
-                {
-                    "pattern": "*",
-                    "horizon": "1m",
-                    "models": [
-                        {"id": "book_pressure", "trade_unvalidated": True},
-                        {"id": "ma_momentum", "trade_unvalidated": True},
-                        {"id": "random_baseline", "shadow": True},
-                    ],
-                }
-            ],
-        },
-    )
+    cfg = research_rules()
     assert isinstance(cfg, RouterRules)
     return cfg
 
 
 def market() -> list[dict[str, Any]]:
-    rng = random.Random(5)
-    mid, imb, out = 100.0, 0.0, []
-    for i in range(N):
-        imb = 0.9 * imb + rng.gauss(0, 0.3)
-        mid *= 1 + (0.0002 * imb + rng.gauss(0, 0.0005))
-        out.append(
-            Features(
-                trace_ts_ns=time.time_ns(),
-                symbol="BTC-USD",
-                ts_ns=T0 + i * MINUTE_NS,
-                mid=mid,
-                spread_bps=1.0,
-                regime="TREND",
-                features_hash=f"h{i}",
-                bid_size=max(0.1, 1.0 + imb),
-                ask_size=max(0.1, 1.0 - imb),
-                ema_short=mid * (1 + 0.001 * imb),
-                ema_long=mid,
-            ).to_fields()
-        )
-    return out
+    return minute_features(N, seed=5)
 
 
 async def one_round_trip(r: Redis) -> None:

@@ -8,8 +8,6 @@ on ``param.proposals`` and stored by a running parameter_server."""
 
 from __future__ import annotations
 
-import random
-import time
 from typing import Any
 
 import orjson
@@ -21,8 +19,8 @@ from services.model_router.service import ModelRouter, calls_key, state_key
 from services.parameter_server.config import ParameterServerConfig
 from services.parameter_server.service import ParameterServer
 from shared.config import history, validate
-from shared.messages import FEATURES, PARAM_PROPOSALS, Features
-from tests.support import caught_up, running, wait_for, watermark
+from shared.messages import FEATURES, PARAM_PROPOSALS
+from tests.support import caught_up, minute_features, research_rules, running, wait_for, watermark
 
 pytestmark = pytest.mark.integration
 
@@ -33,49 +31,13 @@ N = 3 * 1440 + 200  # three days and a bit
 
 
 def rules() -> RouterRules:
-    cfg = validate(
-        "model_router",
-        {
-            "bus": {"block_ms": 20, "batch_size": 200},
-            "rules": [
-                {
-                    "pattern": "*",
-                    "horizon": "1m",
-                    "models": [
-                        {"id": "book_pressure", "trade_unvalidated": True},
-                        {"id": "ma_momentum", "trade_unvalidated": True},
-                        {"id": "random_baseline", "shadow": True},
-                    ],
-                }
-            ],
-        },
-    )
+    cfg = research_rules()
     assert isinstance(cfg, RouterRules)
     return cfg
 
 
 def market() -> list[dict[str, Any]]:
-    rng = random.Random(3)
-    mid, imb, out = 100.0, 0.0, []
-    for i in range(N):
-        imb = 0.9 * imb + rng.gauss(0, 0.3)
-        mid *= 1 + (0.0002 * imb + rng.gauss(0, 0.0005))
-        out.append(
-            Features(
-                trace_ts_ns=time.time_ns(),
-                symbol="BTC-USD",
-                ts_ns=T0 + i * MINUTE_NS,
-                mid=mid,
-                spread_bps=1.0,
-                regime="TREND",
-                features_hash=f"h{i}",
-                bid_size=max(0.1, 1.0 + imb),
-                ask_size=max(0.1, 1.0 - imb),
-                ema_short=mid * (1 + 0.001 * imb),
-                ema_long=mid,
-            ).to_fields()
-        )
-    return out
+    return minute_features(N, seed=3)
 
 
 async def test_scorecards_books_and_trust_survive_a_restart(r: Redis, redis_url: str) -> None:
