@@ -78,6 +78,21 @@ def stage_of(mw: ModelWeight) -> Stage:
     return Stage.CANARY if mw.canary else Stage.LIVE
 
 
+def daily_walk_forward(
+    daily_bps: Sequence[float], day_ends_ns: Sequence[int], rules: RouterRules
+) -> dict[str, Any]:
+    """The walk-forward (``validation.walk_forward`` windows) of a daily PnL series in
+    bps, the most recent days aligned with their day ends; 252 periods a year."""
+    w = rules.validation.walk_forward
+    n = min(len(daily_bps), len(day_ends_ns))
+    return walk_forward_report(
+        np.asarray(day_ends_ns[len(day_ends_ns) - n :], dtype=np.int64),
+        np.asarray(daily_bps[len(daily_bps) - n :], dtype=float) / 1e4,
+        WalkForwardPreset(w.train_days, w.test_days, w.step_days, w.purge_days),
+        periods_per_year=252.0,
+    )
+
+
 def validate_model(
     calls: Sequence[Call],
     daily_bps: Sequence[float],
@@ -97,17 +112,7 @@ def validate_model(
         seed=gate.seed,
         alpha=gate.alpha,
     )
-    wf_cfg = gate.walk_forward
-    preset = WalkForwardPreset(
-        wf_cfg.train_days, wf_cfg.test_days, wf_cfg.step_days, wf_cfg.purge_days
-    )
-    n = min(len(daily_bps), len(day_ends_ns))
-    wf = walk_forward_report(
-        np.asarray(day_ends_ns[-n:] if n else [], dtype=np.int64),
-        np.asarray(daily_bps[-n:] if n else [], dtype=float) / 1e4,
-        preset,
-        periods_per_year=252.0,
-    )
+    wf = daily_walk_forward(daily_bps, day_ends_ns, rules)
     robust = bool(wf["is_robust"])
     result = ValidationResult(
         p_value_sharpe=perm.p_value_sharpe,
@@ -143,16 +148,7 @@ def router_daily_metrics(
     """
     out: dict[str, Any] = {}
     if champion is not None and len(champion["daily_bps"]) >= 2:
-        daily = list(champion["daily_bps"])
-        wf_cfg = rules.validation.walk_forward
-        wf = walk_forward_report(
-            np.asarray(day_ends[-len(daily) :], dtype=np.int64),
-            np.asarray(daily, dtype=float) / 1e4,
-            WalkForwardPreset(
-                wf_cfg.train_days, wf_cfg.test_days, wf_cfg.step_days, wf_cfg.purge_days
-            ),
-            periods_per_year=252.0,
-        )
+        wf = daily_walk_forward(list(champion["daily_bps"]), day_ends, rules)
         stab: dict[str, Any] = wf["stability"]  # type: ignore[assignment]
         out["oos_sharpe_mean"] = stab["mean_sharpe"]
         out["oos_sharpe_std"] = stab["std_sharpe"]
