@@ -142,7 +142,11 @@ async def test_backpressure_bounds_what_is_in_flight(
     import asyncio
 
     con, buf = console()
-    async with running(FeatureBus(cfg), redis_url):
+    # feature_bus reads at most 50 entries per 50 ms (1,000/s), slower than the replay
+    # sends: the lag builds up to the bound and the backpressure is what holds it (a
+    # feature_bus as fast as the replay left the lag at 0 under a loaded suite)
+    bus = cfg.bus.model_copy(update={"batch_interval_ms": 50, "batch_size": 50})
+    async with running(FeatureBus(cfg.model_copy(update={"bus": bus})), redis_url):
         task = asyncio.ensure_future(replay(path, 0, con, redis_url))
         while not task.done():
             await watch()
