@@ -30,6 +30,7 @@ parameter_server's history, auditable and reversible with a rollback.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -163,17 +164,11 @@ def router_daily_metrics(
 
 
 def promotion_params(rules: RouterRules) -> PromotionParams:
+    """The pure module's parameters from the config section: every field the two share,
+    by name (so a key added to one cannot silently drift from the other)."""
     p = rules.promotion
-    return PromotionParams(
-        min_days_better=p.min_days_better,
-        min_excess_bps_per_day=p.min_excess_bps_per_day,
-        es_level=p.es_level,
-        max_p_value=p.max_p_value,
-        min_trades=p.min_trades,
-        test=p.test,
-        canary_fraction=p.canary_fraction,
-        canary_days=p.canary_days,
-    )
+    shared = {f.name for f in dataclasses.fields(PromotionParams)} & set(type(p).model_fields)
+    return PromotionParams(**{name: getattr(p, name) for name in shared})
 
 
 def review(
